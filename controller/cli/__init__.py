@@ -1,0 +1,64 @@
+"""The ``epm`` command.
+
+Each sub-command lives in its own module ``cmd_<name>.py`` exposing ``add_parser(subparsers)``
+and ``run(args) -> int``. Heavy imports stay inside ``run`` so ``epm --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from controller import __version__
+
+#: Sub-commands in the order ``epm --help`` lists them.
+COMMANDS: tuple[str, ...] = (
+    "validate",
+    "schema",
+)
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors, which is what we want; keep its message plain."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="epm",
+        description=(
+            "EPM-1 session controller. With no command, starts the practitioner's terminal UI "
+            "(on the built-in simulator when no device port is configured)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"epm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"controller.cli.cmd_{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        from controller.cli.default import run_default
+
+        return run_default(args)
+    module = importlib.import_module(f"controller.cli.cmd_{args.command}")
+    try:
+        return int(module.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

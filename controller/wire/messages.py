@@ -282,7 +282,7 @@ def decode_body(mtype: MsgType, body: bytes) -> Message:
     """Decode a body whose length was already checked with :func:`body_length_ok`."""
     spec = _SPECS[mtype]
     if spec.fmt is not None:
-        return spec.cls._make(spec.fmt.unpack(body))  # type: ignore[attr-defined, no-any-return]
+        return spec.cls._make(spec.fmt.unpack(body))
     if mtype is MsgType.HELLO:
         return Hello(body[0], body[1:].decode("ascii", errors="replace"))
     fields = _HELLO_REPLY.unpack(body)

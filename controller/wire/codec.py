@@ -8,10 +8,12 @@ stuffing code.
 from __future__ import annotations
 
 import struct
+from binascii import crc_hqx
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 from cobs import cobs
+from cobs.cobs import DecodeError as CobsError
 
 from controller.wire.constants import MAX_BODY, MAX_WIRE_RUN, MsgType
 from controller.wire.crc import crc16
@@ -20,11 +22,15 @@ from controller.wire.messages import (
     body_length_ok,
     decode_body,
     encode_body,
+    fixed_layouts,
     message_type,
 )
 
 _CRC = struct.Struct("<H")
+cobs_decode = cobs.decode
 _TYPES: dict[int, MsgType] = {t.value: t for t in MsgType}
+#: type code -> (class, struct, body length) for the fixed-layout messages (the hot path).
+_FIXED = fixed_layouts()
 
 
 class DecodeError(ValueError):
@@ -101,6 +107,9 @@ def decode_payload(payload: bytes) -> DecodedFrame:
 
 def decode_message(frame: DecodedFrame) -> Message:
     """Interpret a frame's body by its type; raises :class:`DecodeError` if it does not fit."""
+    fast = _FIXED.get(frame.type)
+    if fast is not None and len(frame.body) == fast[2]:
+        return fast[0]._make(fast[1].unpack(frame.body))
     mtype = _TYPES.get(frame.type)
     if mtype is None:
         raise DecodeError("unknown_type", f"unknown message type 0x{frame.type:02X}")
@@ -134,21 +143,11 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[DecodedFrame]:
         out: list[DecodedFrame] = []
+        parts = data.split(b"\0")
+        tail = parts.pop()  # bytes after the last delimiter: an unfinished frame
         counters = self.counters
-        start = 0
-        end = len(data)
-        while start < end:
-            idx = data.find(0, start)
-            if idx < 0:
-                if not self._discarding:
-                    self._buf += data[start:]
-                    if len(self._buf) > MAX_WIRE_RUN:
-                        self._buf.clear()
-                        self._discarding = True
-                        counters.overlong += 1
-                break
-            chunk = data[start:idx]
-            start = idx + 1
+        for part in parts:
+            chunk = part
             if self._discarding:
                 self._discarding = False
                 continue
@@ -162,17 +161,23 @@ class FrameDecoder:
                 counters.overlong += 1
                 continue
             try:
-                payload = cobs.decode(chunk)
-            except cobs.DecodeError:
+                payload = cobs_decode(chunk)
+            except CobsError:
                 counters.cobs += 1
                 continue
             if len(payload) < 4:
                 counters.too_short += 1
                 continue
             head = payload[:-2]
-            if crc16(head) != payload[-2] | (payload[-1] << 8):
+            if crc_hqx(head, 0xFFFF) != payload[-2] | (payload[-1] << 8):
                 counters.crc += 1
                 continue
             counters.frames += 1
             out.append(DecodedFrame(head[0], head[1], bytes(head[2:])))
+        if tail and not self._discarding:
+            self._buf += tail
+            if len(self._buf) > MAX_WIRE_RUN:
+                self._buf.clear()
+                self._discarding = True
+                counters.overlong += 1
         return out

@@ -220,6 +220,15 @@ def message_type(msg: Message) -> MsgType:
     return _TYPE_OF[type(msg)]
 
 
+def fixed_layouts() -> dict[int, tuple[type[Message], struct.Struct, int]]:
+    """Type code -> (class, struct, body length) for every message with a fixed struct layout."""
+    return {
+        int(t): (spec.cls, spec.fmt, spec.fmt.size)
+        for t, spec in _SPECS.items()
+        if spec.fmt is not None
+    }
+
+
 def fixed_body_length(mtype: MsgType) -> int | None:
     """Body length of a fixed-size type, or None for HELLO (1..17 bytes)."""
     if mtype is MsgType.HELLO:

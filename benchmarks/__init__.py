@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): figures, not tests. Each module has ``run() -> dict``."""

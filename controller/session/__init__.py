@@ -1,0 +1,57 @@
+"""Session logic: the safety supervisor, its alarms and the controller's limits (pure logic).
+
+The supervisor and alarm manager take every time as an argument and do no I/O, so the session
+engine can drive them from any thread and tests can drive them with explicit clocks.
+"""
+
+from controller.session.alarms import (
+    ALARM_SPECS,
+    Alarm,
+    AlarmChange,
+    AlarmCode,
+    AlarmManager,
+    AlarmSpec,
+    ChangeKind,
+    Priority,
+    PriorityStyle,
+)
+from controller.session.limits import (
+    Direction,
+    IntensityDecision,
+    LimitRefusal,
+    clamp_intensity,
+    intensity_range,
+    intensity_step,
+)
+from controller.session.supervisor import (
+    ClearAlarm,
+    RaiseAlarm,
+    SafetySupervisor,
+    SendEstop,
+    SupervisorAction,
+    UpdateAlarm,
+)
+
+__all__ = [
+    "ALARM_SPECS",
+    "Alarm",
+    "AlarmChange",
+    "AlarmCode",
+    "AlarmManager",
+    "AlarmSpec",
+    "ChangeKind",
+    "ClearAlarm",
+    "Direction",
+    "IntensityDecision",
+    "LimitRefusal",
+    "Priority",
+    "PriorityStyle",
+    "RaiseAlarm",
+    "SafetySupervisor",
+    "SendEstop",
+    "SupervisorAction",
+    "UpdateAlarm",
+    "clamp_intensity",
+    "intensity_range",
+    "intensity_step",
+]

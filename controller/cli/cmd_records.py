@@ -1,0 +1,286 @@
+"""``epm records``: list, show, export and verify the clinic's session records.
+
+Every listing and export marks simulated sessions (a ``SIM`` column, ``"simulated": true``) so
+a session on the simulator is never mistaken for a real treatment. Exit codes: 0 ok, 1 an error
+(unknown session, unusable data folder) or, for ``verify``, a tampered event log; 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from controller.records import RecordStore, SessionDetail, SessionRecord
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-03-01"
+        ) from None
+
+
+def _session_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a session id: use the number in the ID column of `epm records list`"
+        )
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="records folder (default: $EPM_HOME, else the per-user data folder)",
+    )
+    parser = subparsers.add_parser(
+        "records",
+        help="list, show, export and verify session records",
+        description="Session records: list, show, export, verify the tamper-evident event log.",
+    )
+    sub = parser.add_subparsers(dest="records_command", metavar="ACTION", required=True)
+
+    p_list = sub.add_parser("list", parents=[common], help="list sessions, newest first")
+    p_list.add_argument("--client", metavar="CODE", help="only this client's sessions")
+    p_list.add_argument("--since", type=_date, metavar="DATE", help="from this day (YYYY-MM-DD)")
+    p_list.add_argument("--until", type=_date, metavar="DATE", help="to this day, included")
+    p_list.add_argument("--format", choices=("table", "json"), default="table")
+
+    p_show = sub.add_parser("show", parents=[common], help="one session with steps and events")
+    p_show.add_argument("id", type=_session_id, metavar="ID")
+    p_show.add_argument("--format", choices=("text", "json"), default="text")
+
+    p_export = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export one session or all of them as JSON or CSV",
+        description=(
+            "JSON: one document with sessions, steps, events (with hashes) and telemetry. "
+            "CSV with --all: one row per session. CSV of one session: with --output NAME.csv "
+            "four files NAME-session.csv, NAME-steps.csv, NAME-events.csv, NAME-telemetry.csv; "
+            "on standard output the four tables, each after a line '# <table>'."
+        ),
+    )
+    which = p_export.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=_session_id, nargs="?", metavar="ID")
+    which.add_argument("--all", action="store_true", help="every session")
+    p_export.add_argument("--format", choices=("json", "csv"), default="json")
+    p_export.add_argument("--output", metavar="FILE", help="write here (mode 0600), not stdout")
+
+    p_verify = sub.add_parser(
+        "verify", parents=[common], help="check the event log's hash chain (exit 1 if tampered)"
+    )
+    p_verify.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def run(args: argparse.Namespace) -> int:
+    from controller.records import RecordsError, RecordStore
+
+    try:
+        with RecordStore.open(args.data_dir, exclusive=False) as store:
+            action = args.records_command
+            if action == "list":
+                return _list(store, args, sys.stdout)
+            if action == "show":
+                return _show(store, args.id, args.format, sys.stdout)
+            if action == "export":
+                return _export(store, args, sys.stdout)
+            return _verify(store, args.format, sys.stdout)
+    except RecordsError as exc:
+        print(f"epm records: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+# -- list ------------------------------------------------------------------------------------------
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _list(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
+    from controller.records.models import local
+
+    sessions = store.list_sessions(client=args.client, since=args.since, until=args.until)
+    if args.format == "json":
+        out.write(json.dumps([s.to_dict() for s in sessions], indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    if not sessions:
+        out.write(f"no sessions recorded in {store.data_dir} for this selection\n")
+        return EXIT_OK
+    rows = [["ID", "SIM", "STARTED", "CLIENT", "PROTOCOL", "OUTCOME", "PRACTITIONER", "DEVICE"]]
+    for s in sessions:
+        rows.append(
+            [
+                str(s.id),
+                "SIM" if s.simulated else "",
+                local(s.started_at),
+                s.client_code,
+                f"{s.protocol_id} v{s.protocol_version}",
+                s.outcome,
+                s.practitioner,
+                s.device_serial,
+            ]
+        )
+    _table(rows, out)
+    simulated = sum(1 for s in sessions if s.simulated)
+    summary = f"{len(sessions)} session(s)"
+    if simulated:
+        summary += f"; {simulated} marked SIM ran on the simulator and are not real treatments"
+    out.write(summary + "\n")
+    return EXIT_OK
+
+
+# -- show ------------------------------------------------------------------------------------------
+
+
+def _show(store: RecordStore, session_id: int, fmt: str, out: TextIO) -> int:
+    detail = store.session_detail(session_id)
+    if fmt == "json":
+        data = detail.to_dict()
+        data["simulated"] = detail.session.simulated
+        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    _show_text(detail, out)
+    return EXIT_OK
+
+
+def _session_lines(s: SessionRecord) -> list[str]:
+    from controller.records.models import local
+
+    fmt = "%Y-%m-%d %H:%M:%S"
+    lines = []
+    if s.simulated:
+        lines.append("*** SIMULATED SESSION (device SIM-...): not a real treatment ***")
+    lines += [
+        f"Session {s.id}: {s.outcome}" + (f" ({s.outcome_reason})" if s.outcome_reason else ""),
+        f"  client        {s.client_code}" + (f" ({s.client_name})" if s.client_name else ""),
+        f"  protocol      {s.protocol_id} version {s.protocol_version}: {s.protocol_title}",
+        f"  sha256        {s.protocol_sha256}",
+        f"  serum         {s.serum_name}, lot {s.serum_lot or '(not recorded)'}",
+        f"  practitioner  {s.practitioner}",
+        f"  device        {s.device_model} {s.device_serial}, firmware {s.device_firmware}, "
+        f"boot {s.device_boot_id}, port {s.device_port or '-'}",
+        f"  simulated     {'yes' if s.simulated else 'no'}",
+        f"  started       {local(s.started_at, fmt)}",
+        f"  ended         {local(s.ended_at, fmt) or '-'}",
+        f"  planned zones {', '.join(s.planned_zones) or '-'}",
+        f"  checklist     {json.dumps(s.checklist, sort_keys=True, ensure_ascii=False)}",
+    ]
+    if s.notes:
+        lines.append(f"  notes         {s.notes}")
+    return lines
+
+
+def _show_text(detail: SessionDetail, out: TextIO) -> None:
+    from controller.records.models import local
+
+    lines = _session_lines(detail.session)
+    lines.append("")
+    lines.append("Steps:")
+    if not detail.steps:
+        lines.append("  (none)")
+    for st in detail.steps:
+        what = f"  {st.index}.{st.attempt} {st.kind}" + (f" {st.zone}" if st.zone else "")
+        if st.skipped:
+            what += f": skipped ({st.skip_reason})"
+        else:
+            planned = f"{st.planned_ms} ms planned" if st.planned_ms is not None else "untimed"
+            delivered = f"{st.delivered_ms} ms delivered" if st.delivered_ms is not None else "-"
+            what += f": {st.outcome or 'running'}, {delivered} of {planned}"
+            if st.holds:
+                what += f", {st.holds} hold(s) {st.hold_ms} ms"
+            if st.amplitude_changes:
+                what += f", {len(st.amplitude_changes)} amplitude change(s)"
+        lines.append(what)
+    lines.append("")
+    lines.append("Events:")
+    for e in detail.events:
+        data = json.dumps(e.data, sort_keys=True, ensure_ascii=False)
+        lines.append(f"  {e.seq:>4} {local(e.wall_time, '%H:%M:%S')} {e.kind:<18} {data}")
+    t = detail.telemetry
+    lines.append("")
+    if t.rows:
+        amplitude_v = (t.amplitude_max_dv or 0) / 10
+        current_ma = (t.current_max_ua or 0) / 1000
+        lines.append(
+            f"Telemetry: {t.samples} samples in {t.rows} rows of 100 ms; max amplitude "
+            f"{amplitude_v:.1f} V, max current {current_ma:.2f} mA, impedance "
+            f"{t.impedance_min_ohm}–{t.impedance_max_ohm} Ω, max temperature "
+            f"{(t.temperature_max_dc or 0) / 10:.1f} °C, {t.contact_changes} contact change(s), "
+            f"faults seen 0x{t.faults_seen:04x}"
+        )
+    else:
+        lines.append("Telemetry: none recorded")
+    out.write("\n".join(lines) + "\n")
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def _export(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
+    from controller.records import export
+
+    output = Path(args.output) if args.output else None
+    if args.format == "json":
+        ids = None if args.all else [store.get_session(args.id).id]
+        text = json.dumps(export.export_json(store, ids), indent=2, ensure_ascii=False) + "\n"
+        if output is None:
+            out.write(text)
+        else:
+            with export.open_private(output) as f:
+                f.write(text)
+            print(f"wrote {output}", file=sys.stderr)
+        return EXIT_OK
+    if args.all:
+        sessions = list(reversed(store.list_sessions()))
+        if output is None:
+            export.write_sessions_csv(sessions, out)
+        else:
+            with export.open_private(output) as f:
+                export.write_sessions_csv(sessions, f)
+            print(f"wrote {output}", file=sys.stderr)
+        return EXIT_OK
+    store.get_session(args.id)  # a clear error for an unknown id, before any file is made
+    if output is None:
+        export.write_session_csv_stream(store, args.id, out)
+    else:
+        for path in export.write_session_csv_files(store, args.id, output):
+            print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- verify ----------------------------------------------------------------------------------------
+
+
+def _verify(store: RecordStore, fmt: str, out: TextIO) -> int:
+    report = store.verify_chain()
+    if fmt == "json":
+        out.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        out.write(report.describe() + "\n")
+        if not report.ok:
+            out.write(
+                "The records were changed outside epm. Keep this database as evidence (copy the "
+                "whole data folder) and compare it with your last export or backup.\n"
+            )
+    return EXIT_OK if report.ok else EXIT_FAILED

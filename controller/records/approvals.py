@@ -1,0 +1,190 @@
+"""Protocol approval: which exact protocol files a clinic has approved to run on real devices.
+
+A protocol file is identified by the SHA-256 of its bytes. ``status: approved`` in the file is
+the technician's claim; the approval record (who, when, which bytes) is the clinic's. On a real
+device both are required, so a file edited after approval (even one character) no longer runs
+until someone approves it again. The rules, each refusal saying which rule and how to fix it:
+
+- an invalid file never runs and is never approved;
+- ``retired`` never runs and is never approved;
+- ``draft`` runs only on the simulator, and is not approved (approve the file once it says
+  ``status: approved``: approving a draft would approve bytes that can never run);
+- ``approved`` runs on the simulator as is, and on a real device only with an approval record
+  for its exact SHA-256.
+
+The ``protocols`` package is imported lazily, so this module imports without it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from controller.records.errors import InvalidRecordError, RecordsError
+from controller.records.store import RecordStore
+from controller.records.validation import SHA256_HEX
+
+_APPROVAL_SELECT = (
+    "SELECT id, sha256, protocol_id, protocol_version, approved_by, approved_at, file_path "
+    "FROM approvals"
+)
+
+
+@dataclass(frozen=True)
+class Approval:
+    id: int
+    sha256: str
+    protocol_id: str
+    protocol_version: int
+    approved_by: str
+    approved_at: str
+    file_path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ApprovalRefusedError(RecordsError):
+    """The file cannot be approved; ``reasons`` say why and how to fix each."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def _status(protocol: Any) -> str:
+    status = getattr(protocol, "status", "")
+    return str(getattr(status, "value", status))
+
+
+def _file_label(load_result: Any, fallback: str = "FILE") -> str:
+    path = getattr(load_result, "path", None)
+    return str(path) if path else fallback
+
+
+def _row(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[Approval]:
+    return [Approval(*r) for r in conn.execute(f"{_APPROVAL_SELECT} {where}", params)]
+
+
+def is_approved(store: RecordStore, sha256: str) -> Approval | None:
+    """The approval of exactly these file bytes, or ``None``."""
+    with store.read_connection() as conn:
+        rows = _row(conn, "WHERE sha256 = ?", (sha256.lower(),))
+    return rows[0] if rows else None
+
+
+def approvals_for(
+    store: RecordStore, protocol_id: str, version: int | None = None
+) -> list[Approval]:
+    """Every approval of a protocol id (optionally one version), oldest first."""
+    with store.read_connection() as conn:
+        if version is None:
+            return _row(conn, "WHERE protocol_id = ? ORDER BY id", (protocol_id,))
+        return _row(
+            conn,
+            "WHERE protocol_id = ? AND protocol_version = ? ORDER BY id",
+            (protocol_id, version),
+        )
+
+
+def approval_refusals(load_result: Any) -> list[str]:
+    """Why this loaded file cannot be approved (empty: it can)."""
+    label = _file_label(load_result)
+    if not load_result.ok or load_result.protocol is None:
+        errors = list(getattr(load_result, "errors", []) or [])
+        return [
+            f"rule: only a valid protocol file can be approved — {label} has {len(errors)} "
+            f"error(s); fix them (`epm validate {label}` lists them) and approve it again"
+        ] + [f"  {e.format()}" for e in errors]
+    protocol = load_result.protocol
+    status = _status(protocol)
+    if status == "retired":
+        return [
+            f"rule: a retired protocol is never approved — {protocol.id} version "
+            f"{protocol.version} says `status: retired`; approve its current version instead"
+        ]
+    if status != "approved":
+        return [
+            f"rule: only a file that says `status: approved` can be approved — {protocol.id} "
+            f"version {protocol.version} says `status: {status}`; once it has been reviewed, set "
+            "`status: approved`, `approved_by` and `approved_on` in the file and approve it again"
+        ]
+    return []
+
+
+def approve(
+    store: RecordStore, load_result: Any, path: str | Path, by: str
+) -> tuple[Approval, bool]:
+    """Record that ``by`` approved this exact file now. Returns the approval and whether it is
+    new (approving the same bytes again returns the first approval unchanged).
+
+    Raises :class:`ApprovalRefusedError` when a rule forbids it.
+    """
+    name = by.strip() if isinstance(by, str) else ""
+    if not name:
+        raise InvalidRecordError("the approver's name is empty: give it with --by NAME")
+    if len(name) > 120:
+        raise InvalidRecordError("the approver's name is longer than 120 characters")
+    refusals = approval_refusals(load_result)
+    if refusals:
+        raise ApprovalRefusedError(refusals)
+    sha = str(load_result.sha256).lower()
+    if not SHA256_HEX.match(sha):
+        raise InvalidRecordError(f"the loader gave no valid SHA-256 for {path} ({sha!r})")
+    protocol = load_result.protocol
+    with store.write_transaction() as conn:
+        existing = _row(conn, "WHERE sha256 = ?", (sha,))
+        if existing:
+            return existing[0], False
+        cur = conn.execute(
+            "INSERT INTO approvals (sha256, protocol_id, protocol_version, approved_by, "
+            "approved_at, file_path) VALUES (?, ?, ?, ?, ?, ?)",
+            (sha, protocol.id, int(protocol.version), name, store.now(), str(Path(path).resolve())),
+        )
+        return _row(conn, "WHERE id = ?", (cur.lastrowid,))[0], True
+
+
+def check_runnable(load_result: Any, device_is_simulator: bool, store: RecordStore) -> list[str]:
+    """Reasons this loaded protocol may not run on this device (empty: it may).
+
+    Each reason names the rule and how to fix it.
+    """
+    label = _file_label(load_result)
+    if not load_result.ok or load_result.protocol is None:
+        errors = list(getattr(load_result, "errors", []) or [])
+        return [
+            f"rule: only a valid protocol file runs — {label} has {len(errors)} error(s); fix "
+            f"them (`epm validate {label}` lists them)"
+        ]
+    protocol = load_result.protocol
+    status = _status(protocol)
+    name = f"{protocol.id} version {protocol.version}"
+    if status == "retired":
+        return [
+            f"rule: a retired protocol never runs — {name} is retired; choose its current "
+            "version from the library"
+        ]
+    if device_is_simulator:
+        return []
+    if status != "approved":
+        return [
+            f"rule: a {status} protocol runs only on the simulator — {name} says "
+            f"`status: {status}`; have it reviewed, set `status: approved` (with approved_by and "
+            f"approved_on), then run `epm approve {label} --by NAME`"
+        ]
+    if is_approved(store, str(load_result.sha256)) is None:
+        reason = (
+            "rule: on a real device a protocol runs only as approved — this file changed since "
+            f"it was approved (or was never approved): run `epm approve {label} --by NAME`"
+        )
+        earlier = approvals_for(store, protocol.id, int(protocol.version))
+        if earlier:
+            last = earlier[-1]
+            reason += (
+                f" (other content of {name} was approved by {last.approved_by} on "
+                f"{last.approved_at[:10]}, from {last.file_path})"
+            )
+        return [reason]
+    return []

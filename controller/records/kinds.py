@@ -1,0 +1,39 @@
+"""The event kinds the session engine and the records write, and what each one means.
+
+Kinds are free strings (a new kind needs no migration), but these are the ones epm uses; keep
+this table and docs/records.md in step. ``data`` is a JSON object; the keys listed are the ones
+the writer is expected to include.
+"""
+
+from __future__ import annotations
+
+EVENT_KINDS: dict[str, str] = {
+    "session_started": "written by begin_session with everything the session started with",
+    "state": "the engine's session state changed (data: old, new)",
+    "command_sent": "written BEFORE a request goes to the device (data: command, seq, values)",
+    "command_result": "the device's reply to a request (data: command, seq, result: ack/nak/"
+    "timeout, code, detail)",
+    "device_event": "an EVENT frame from the device (data: event, arg, t_ms, dseq)",
+    "alarm_raised": "the safety supervisor raised an alarm (data: alarm, priority, message)",
+    "alarm_cleared": "an alarm's condition is gone (data: alarm)",
+    "alarm_acknowledged": "the practitioner acknowledged an alarm (data: alarm, by)",
+    "amplitude_change": "written by record_amplitude_change, before SET_AMPLITUDE is sent "
+    "(data: index, from_dv, to_dv, source)",
+    "hold_start": "the device went to HOLD (contact lost) in a step (data: index, t_ms)",
+    "hold_end": "written by record_hold when a hold ended (data: index, held_ms)",
+    "step_start": "written by record_step_start, before the step's START (data: index, attempt, "
+    "kind, zone, planned_ms)",
+    "step_end": "written by record_step_end (data: index, attempt, outcome, delivered_ms from the "
+    "device's step_elapsed_ms)",
+    "step_skipped": "written by record_skip (data: index, reason)",
+    "link_lost": "the serial link was lost (data: reason, last_state)",
+    "reconnected": "the link is back and STATUS was read (data: status)",
+    "device_restarted": "the device's boot_id changed or its clock went back (data: old_boot_id, "
+    "new_boot_id)",
+    "outcome_unknown": "a START/RESUME/SET_AMPLITUDE got no reply before the link was lost "
+    "(data: command, seq)",
+    "warning": "something the practitioner was warned about (data: message)",
+    "note": "written by set_notes (data: notes)",
+    "session_end": "written by end_session and recover_interrupted: the session's outcome "
+    "(data: outcome, reason, summary; for interrupted: last_event, last_telemetry)",
+}

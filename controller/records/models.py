@@ -1,0 +1,162 @@
+"""The records as the rest of epm sees them: plain frozen dataclasses, no SQL.
+
+Times are ISO 8601 text in UTC (``2026-03-01T09:30:00.000000+00:00``), as stored; ``local()``
+turns one into the clinic's local time for display.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    """The stored form of a moment: UTC, microseconds, fixed width (so text order is time
+    order)."""
+    if moment.tzinfo is None:
+        raise ValueError("a moment without a time zone cannot be stored; use an aware datetime")
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def local(text: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC time shown in local time; empty for ``None``."""
+    if not text:
+        return ""
+    return parse_iso(text).astimezone().strftime(fmt)
+
+
+@dataclass(frozen=True)
+class Client:
+    id: int
+    code: str
+    name: str | None
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One row of the hash-chained event log."""
+
+    id: int
+    session_id: int
+    seq: int
+    wall_time: str
+    mono_ms: int
+    kind: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One treatment session as recorded. ``simulated`` is true on a ``SIM-`` device: such a
+    session is never a real treatment, and every listing and export says so."""
+
+    id: int
+    client_code: str
+    client_name: str | None
+    protocol_id: str
+    protocol_version: int
+    protocol_sha256: str
+    protocol_title: str
+    serum_name: str
+    serum_lot: str
+    practitioner: str
+    device_model: str
+    device_serial: str
+    device_firmware: str
+    device_boot_id: int | None
+    device_port: str
+    simulated: bool
+    checklist: dict[str, Any]
+    planned_zones: list[str]
+    started_at: str
+    ended_at: str | None
+    outcome: str
+    outcome_reason: str | None
+    notes: str
+
+    @property
+    def is_open(self) -> bool:
+        return self.outcome == "running"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One attempt at one protocol step (``index`` is the 1-based step number in the protocol;
+    a step started again after an interruption gets the next ``attempt``)."""
+
+    id: int
+    session_id: int
+    index: int
+    attempt: int
+    kind: str
+    zone: str | None
+    planned_ms: int | None
+    delivered_ms: int | None
+    started_at: str | None
+    ended_at: str | None
+    amplitude_changes: list[dict[str, Any]]
+    holds: int
+    hold_ms: int
+    skipped: bool
+    skip_reason: str | None
+    outcome: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TelemetrySummary:
+    """Extremes over a session's stored telemetry (``None`` when there is none)."""
+
+    rows: int
+    samples: int
+    first_t_ms: int | None
+    last_t_ms: int | None
+    amplitude_max_dv: int | None
+    current_max_ua: int | None
+    impedance_min_ohm: int | None
+    impedance_max_ohm: int | None
+    temperature_max_dc: int | None
+    contact_changes: int
+    faults_seen: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SessionDetail:
+    session: SessionRecord
+    steps: list[StepRecord]
+    events: list[EventRow]
+    telemetry: TelemetrySummary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session.to_dict(),
+            "steps": [s.to_dict() for s in self.steps],
+            "events": [e.to_dict() for e in self.events],
+            "telemetry": self.telemetry.to_dict(),
+        }

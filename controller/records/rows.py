@@ -1,0 +1,50 @@
+"""SQL rows to records: the SELECT lists and the functions that map their rows.
+
+Kept beside each other so a column added to a SELECT cannot drift from its mapper.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from controller.records.models import EventRow, SessionRecord, StepRecord
+
+SESSION_SELECT = """
+SELECT s.id, c.code, c.name, s.protocol_id, s.protocol_version, s.protocol_sha256,
+       s.protocol_title, s.serum_name, s.serum_lot, s.practitioner, s.device_model,
+       s.device_serial, s.device_firmware, s.device_boot_id, s.device_port, s.simulated,
+       s.checklist, s.planned_zones, s.started_at, s.ended_at, s.outcome, s.outcome_reason,
+       s.notes
+FROM sessions s JOIN clients c ON c.id = s.client_id
+"""
+STEP_SELECT = """
+SELECT id, session_id, idx, attempt, kind, zone, planned_ms, delivered_ms, started_at, ended_at,
+       amplitude_changes, holds, hold_ms, skipped, skip_reason, outcome
+FROM steps
+"""
+EVENT_SELECT = (
+    "SELECT id, session_id, seq, wall_time, mono_ms, kind, data, prev_hash, hash FROM events"
+)
+
+
+def session_row(row: Sequence[Any]) -> SessionRecord:
+    values = list(row)
+    values[15] = bool(values[15])  # simulated
+    values[16] = json.loads(values[16])  # checklist
+    values[17] = json.loads(values[17])  # planned_zones
+    return SessionRecord(*values)
+
+
+def step_row(row: Sequence[Any]) -> StepRecord:
+    values = list(row)
+    values[10] = json.loads(values[10])  # amplitude_changes
+    values[13] = bool(values[13])  # skipped
+    return StepRecord(*values)
+
+
+def event_row(row: Sequence[Any]) -> EventRow:
+    values = list(row)
+    values[6] = json.loads(values[6])  # data
+    return EventRow(*values)

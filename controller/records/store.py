@@ -1,0 +1,402 @@
+"""``RecordStore``: the one way epm reads and writes its records.
+
+The store is assembled from small parts: :mod:`~controller.records.core` (opening, locking,
+connections, the chained append; its docstring says what is committed when),
+:mod:`~controller.records.steps` (the ``record_*`` methods) and
+:mod:`~controller.records.telemetry_store` (buffered telemetry). This module adds clients,
+sessions, the event log's public face and reading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from controller.records import chain
+from controller.records import validation as check
+from controller.records.errors import (
+    InvalidRecordError,
+    SessionEndedError,
+    UnknownClientError,
+    UnknownSessionError,
+)
+from controller.records.migrations import OUTCOMES
+from controller.records.models import Client, EventRow, SessionDetail, SessionRecord, iso
+from controller.records.rows import EVENT_SELECT, SESSION_SELECT, event_row, session_row
+from controller.records.steps import StepRecording
+from controller.records.telemetry_store import TelemetryRecording
+from controller.records.validation import CLIENT_NAME_MAX, SHA256_HEX
+
+if TYPE_CHECKING:
+    from controller.records.approvals import Approval
+
+#: Outcomes a session can end with (``running`` is the open state).
+END_OUTCOMES = tuple(o for o in OUTCOMES if o != "running")
+
+
+class RecordStore(StepRecording, TelemetryRecording):
+    """Clients, sessions, steps, the event log, telemetry and approvals in one SQLite file.
+
+    Open with :meth:`open`; close with :meth:`close` (or use ``with``). Thread-safe: the
+    session engine and the UI in one process share one store.
+    """
+
+    # -- clients --------------------------------------------------------------------------------
+
+    def get_or_create_client(self, code: str, name: str | None = None) -> Client:
+        """The client with ``code``, created if new. A name that contradicts the stored one is
+        refused: two people must never share one code."""
+        code = check.client_code(code)
+        clean_name = None
+        if name is not None and name.strip():
+            clean_name = check.text(name, "client name", max_len=CLIENT_NAME_MAX)
+        with self.write_transaction() as conn:
+            row = conn.execute(
+                "SELECT id, code, name, created_at FROM clients WHERE code = ?", (code,)
+            ).fetchone()
+            if row is None:
+                cur = conn.execute(
+                    "INSERT INTO clients (code, name, created_at) VALUES (?, ?, ?)",
+                    (code, clean_name, self.now()),
+                )
+                return self._client_by_id(conn, int(cur.lastrowid or 0))
+            client = Client(*row)
+            if clean_name is None:
+                return client
+            if client.name is None:
+                conn.execute("UPDATE clients SET name = ? WHERE id = ?", (clean_name, client.id))
+                return self._client_by_id(conn, client.id)
+            if " ".join(client.name.split()).casefold() != " ".join(clean_name.split()).casefold():
+                raise InvalidRecordError(
+                    f"client code {code} already belongs to {client.name!r}, not {clean_name!r}: "
+                    "check the code, or leave the name empty to pick the existing client"
+                )
+            return client
+
+    @staticmethod
+    def _client_by_id(conn: sqlite3.Connection, client_id: int) -> Client:
+        row = conn.execute(
+            "SELECT id, code, name, created_at FROM clients WHERE id = ?", (client_id,)
+        ).fetchone()
+        return Client(*row)
+
+    def get_client(self, code: str) -> Client:
+        with self.read_connection() as conn:
+            row = conn.execute(
+                "SELECT id, code, name, created_at FROM clients WHERE code = ?", (code.strip(),)
+            ).fetchone()
+        if row is None:
+            raise UnknownClientError(
+                f"no client has the code {code!r}: check it, or create the client first"
+            )
+        return Client(*row)
+
+    def find_clients(self, text: str = "", limit: int = 50) -> list[Client]:
+        """Clients whose code or name contains ``text`` (case-insensitive), by code."""
+        pattern = "%" + text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern += "%"
+        with self.read_connection() as conn:
+            rows = conn.execute(
+                "SELECT id, code, name, created_at FROM clients "
+                "WHERE code LIKE ? ESCAPE '\\' OR coalesce(name, '') LIKE ? ESCAPE '\\' "
+                "ORDER BY code LIMIT ?",
+                (pattern, pattern, limit),
+            ).fetchall()
+        return [Client(*r) for r in rows]
+
+    def append_event(
+        self, session_id: int, kind: str, data: Mapping[str, Any] | None = None
+    ) -> EventRow:
+        """Append one event to the log and commit it durably before returning.
+
+        The engine calls this *before* it acts. ``data`` must be JSON-serialisable
+        (``ValueError`` says which value is not). Events may follow ``session_end`` (a late
+        device event is still recorded).
+        """
+        self._require_exclusive("append an event")
+        with self.write_transaction() as conn:
+            return self._append(conn, session_id, kind, data or {})
+
+    def events(self, session_id: int) -> list[EventRow]:
+        with self.read_connection() as conn:
+            rows = conn.execute(f"{EVENT_SELECT} WHERE session_id = ? ORDER BY seq", (session_id,))
+            return [event_row(r) for r in rows]
+
+    def verify_chain(self) -> chain.VerifyReport:
+        """Check the whole event log's hash chain, then that every session row still matches
+        its chained ``session_started`` event and, once ended, its last ``session_end``."""
+        with self.read_connection() as conn:
+            conn.execute("BEGIN")  # one snapshot for the whole walk
+            try:
+                report = chain.verify(conn)
+                if report.ok:
+                    report = chain.verify_sessions(conn, report)
+            finally:
+                conn.execute("COMMIT")
+        return report
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def begin_session(
+        self,
+        *,
+        client_code: str,
+        protocol_id: str,
+        protocol_version: int,
+        protocol_sha256: str,
+        protocol_title: str,
+        serum_name: str,
+        serum_lot: str,
+        practitioner: str,
+        device_model: str,
+        device_serial: str,
+        device_firmware: str,
+        device_boot_id: int | None,
+        device_port: str,
+        checklist: Mapping[str, Any],
+        planned_zones: Sequence[str],
+    ) -> int:
+        """Record a new session as ``running`` with its ``session_started`` event; return its id.
+
+        The client must exist (:meth:`get_or_create_client`). A device whose serial begins with
+        ``SIM-`` marks the session simulated. On a real device the serum lot is required.
+        """
+        self._require_exclusive("begin a session")
+        client = self.get_client(check.client_code(client_code))
+        device_serial = check.text(device_serial, "device serial number", max_len=32)
+        simulated = device_serial.startswith("SIM-")
+        sha = check.text(protocol_sha256, "protocol SHA-256", max_len=64).lower()
+        if not SHA256_HEX.match(sha):
+            raise InvalidRecordError(
+                f"protocol SHA-256 {protocol_sha256!r} is not 64 hex digits: pass the loader's "
+                "LoadResult.sha256"
+            )
+        if not isinstance(protocol_version, int) or protocol_version < 1:
+            raise InvalidRecordError(f"protocol version {protocol_version!r} must be an int ≥ 1")
+        lot = check.text(serum_lot, "serum lot number", required=not simulated, max_len=64)
+        zones = [check.text(z, "planned zone", max_len=40) for z in planned_zones]
+        values: dict[str, Any] = {
+            "client_code": client.code,
+            "protocol_id": check.text(protocol_id, "protocol id", max_len=64),
+            "protocol_version": protocol_version,
+            "protocol_sha256": sha,
+            "protocol_title": check.text(protocol_title, "protocol title", max_len=200),
+            "serum_name": check.text(serum_name, "serum name"),
+            "serum_lot": lot,
+            "practitioner": check.text(practitioner, "practitioner's name", max_len=120),
+            "device_model": check.text(device_model, "device model", max_len=32),
+            "device_serial": device_serial,
+            "device_firmware": check.text(device_firmware, "device firmware version", max_len=32),
+            "device_boot_id": device_boot_id,
+            "device_port": check.text(device_port, "device port", required=False, max_len=400),
+            "simulated": simulated,
+            "checklist": dict(checklist),
+            "planned_zones": zones,
+        }
+        checklist_json = chain.check_json_data(values["checklist"])
+        with self.write_transaction() as conn:
+            values["started_at"] = self.now()
+            cur = conn.execute(
+                "INSERT INTO sessions (client_id, protocol_id, protocol_version, protocol_sha256, "
+                "protocol_title, serum_name, serum_lot, practitioner, device_model, device_serial,"
+                " device_firmware, device_boot_id, device_port, simulated, checklist, "
+                "planned_zones, started_at, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+                (
+                    client.id,
+                    values["protocol_id"],
+                    protocol_version,
+                    sha,
+                    values["protocol_title"],
+                    values["serum_name"],
+                    lot,
+                    values["practitioner"],
+                    values["device_model"],
+                    device_serial,
+                    values["device_firmware"],
+                    device_boot_id,
+                    values["device_port"],
+                    int(simulated),
+                    checklist_json,
+                    json.dumps(zones),
+                    values["started_at"],
+                ),
+            )
+            session_id = int(cur.lastrowid or 0)
+            self._append(conn, session_id, "session_started", values)
+            self._open_sessions.add(session_id)  # under the write lock: never "recovered"
+        return session_id
+
+    def end_session(
+        self,
+        session_id: int,
+        outcome: str,
+        reason: str = "",
+        summary: Mapping[str, Any] | None = None,
+    ) -> EventRow:
+        """Write the remaining telemetry, then the ``session_end`` event and the outcome.
+
+        ``outcome`` is one of completed, stopped, aborted, faulted, interrupted, refused. A
+        step still open gets the session's outcome as its own (record its end first to keep
+        its delivered time).
+        """
+        if outcome not in END_OUTCOMES:
+            raise InvalidRecordError(
+                f"session outcome {outcome!r} is not one of {', '.join(END_OUTCOMES)}"
+            )
+        self._require_exclusive("end a session")
+        reason = check.text(reason, "outcome reason", required=False, max_len=2000)
+        with self._wlock:  # no telemetry can slip in between the last rows and the end
+            self.flush_telemetry(session_id, final=True)
+            with self.write_transaction() as conn:
+                current = self._outcome(conn, session_id)
+                if current != "running":
+                    raise SessionEndedError(
+                        f"session {session_id} already ended as {current}; its outcome is final "
+                        "(add a note with set_notes instead)"
+                    )
+                data = {"outcome": outcome, "reason": reason, "summary": dict(summary or {})}
+                event = self._append(conn, session_id, "session_end", data)
+                conn.execute(
+                    "UPDATE sessions SET outcome = ?, outcome_reason = ?, ended_at = ? "
+                    "WHERE id = ?",
+                    (outcome, reason, event.wall_time, session_id),
+                )
+                # A step still open ends with the session (delivered_ms stays unknown unless
+                # the engine recorded the step's end first, as it should).
+                conn.execute(
+                    "UPDATE steps SET outcome = ?, ended_at = ? WHERE session_id = ? "
+                    "AND ended_at IS NULL AND outcome IS NULL",
+                    (outcome, event.wall_time, session_id),
+                )
+            self._open_sessions.discard(session_id)
+        return event
+
+    def set_notes(self, session_id: int, notes: str) -> EventRow:
+        """Replace the session's notes (allowed after it ended); the change is logged as a
+        ``note`` event, so earlier notes stay readable in the log."""
+        clean = check.text(notes, "notes", required=False, max_len=10_000)
+        with self.write_transaction() as conn:
+            self._outcome(conn, session_id)
+            conn.execute("UPDATE sessions SET notes = ? WHERE id = ?", (clean, session_id))
+            return self._append(conn, session_id, "note", {"notes": clean})
+
+    def recover_interrupted(self) -> list[int]:
+        """Mark every session left ``running`` by an earlier process as ``interrupted``.
+
+        Each gets a ``session_end`` event that records what was known: the last event and the
+        last stored telemetry row. Steps left open get outcome ``interrupted``. Call once at
+        start-up, from the exclusive store (another live process cannot own those sessions).
+        """
+        self._require_exclusive("recover interrupted sessions")
+        recovered: list[int] = []
+        with self.write_transaction() as conn:
+            rows = conn.execute(
+                "SELECT id FROM sessions WHERE outcome = 'running' ORDER BY id"
+            ).fetchall()
+            for (session_id,) in rows:
+                if session_id in self._open_sessions:
+                    continue
+                last = conn.execute(
+                    f"{EVENT_SELECT} WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
+                    (session_id,),
+                ).fetchone()
+                telemetry = self._last_telemetry(conn, session_id)
+                last_event = event_row(last) if last else None
+                data = {
+                    "outcome": "interrupted",
+                    "reason": "epm stopped while this session was running (crash, kill or power "
+                    "loss); found at the next start",
+                    "last_event": (
+                        {
+                            "seq": last_event.seq,
+                            "kind": last_event.kind,
+                            "wall_time": last_event.wall_time,
+                            "data": last_event.data,
+                        }
+                        if last_event
+                        else None
+                    ),
+                    "last_telemetry": telemetry,
+                }
+                event = self._append(conn, session_id, "session_end", data)
+                conn.execute(
+                    "UPDATE sessions SET outcome = 'interrupted', outcome_reason = ?, "
+                    "ended_at = ? WHERE id = ?",
+                    (data["reason"], event.wall_time, session_id),
+                )
+                conn.execute(
+                    "UPDATE steps SET outcome = 'interrupted' WHERE session_id = ? "
+                    "AND ended_at IS NULL AND skipped = 0",
+                    (session_id,),
+                )
+                recovered.append(session_id)
+        return recovered
+
+    # -- reading sessions -----------------------------------------------------------------------
+
+    def is_approved(self, sha256: str) -> Approval | None:
+        """The approval of exactly these protocol file bytes, or ``None`` (see
+        :mod:`~controller.records.approvals`)."""
+        from controller.records.approvals import is_approved
+
+        return is_approved(self, sha256)
+
+    def get_session(self, session_id: int) -> SessionRecord:
+        with self.read_connection() as conn:
+            row = conn.execute(f"{SESSION_SELECT} WHERE s.id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise UnknownSessionError(
+                f"no session has the id {session_id}: `epm records list` shows the sessions"
+            )
+        return session_row(row)
+
+    def list_sessions(
+        self,
+        client: str | None = None,
+        since: dt.date | dt.datetime | None = None,
+        until: dt.date | dt.datetime | None = None,
+        protocol_id: str | None = None,
+    ) -> list[SessionRecord]:
+        """Sessions, newest first. ``since``/``until`` are local dates (both days included) or
+        aware datetimes; ``client`` is a client code."""
+        where: list[str] = []
+        params: list[Any] = []
+        if client is not None:
+            where.append("c.code = ?")
+            params.append(client.strip())
+        if protocol_id is not None:
+            where.append("s.protocol_id = ?")
+            params.append(protocol_id)
+        if since is not None:
+            where.append("s.started_at >= ?")
+            params.append(iso(check.local_start(since)))
+        if until is not None:
+            if isinstance(until, dt.datetime):
+                where.append("s.started_at <= ?")
+                params.append(iso(check.local_start(until)))
+            else:
+                where.append("s.started_at < ?")
+                params.append(iso(check.local_start(until + dt.timedelta(days=1))))
+        sql = SESSION_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY s.started_at DESC, s.id DESC"
+        with self.read_connection() as conn:
+            return [session_row(r) for r in conn.execute(sql, params)]
+
+    def today_sessions(self) -> list[SessionRecord]:
+        """Sessions started today (local date of the store's clock)."""
+        today = self._clock().astimezone().date()
+        return self.list_sessions(since=today, until=today)
+
+    def session_detail(self, session_id: int) -> SessionDetail:
+        """The session with its steps, every event and a telemetry summary."""
+        session = self.get_session(session_id)
+        return SessionDetail(
+            session=session,
+            steps=self.steps(session_id),
+            events=self.events(session_id),
+            telemetry=self.telemetry_summary(session_id),
+        )

@@ -40,7 +40,10 @@ def load_library(folder: str | Path) -> list[LoadResult]:
         for mine in group:
             others = [o for o in group if o.result.sha256 != mine.result.sha256]
             if others:
-                names = ", ".join(o.result.path.name for o in others)
+                shown = [o.result.path.name for o in others[:3]]
+                if len(others) > 3:
+                    shown.append(f"{len(others) - 3} more files")
+                names = ", ".join(shown)
                 extra[id(mine)].append(_duplicate(mine, identifier, version, names))
     return [_with(analysis, extra.get(id(analysis), [])) for analysis in analyses]
 

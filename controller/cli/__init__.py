@@ -17,7 +17,12 @@ from controller import __version__
 COMMANDS: tuple[str, ...] = (
     "validate",
     "schema",
+    "approve",
+    "records",
+    "sim",
 )
+# Helpers add their command names above as their modules land:
+# sim, monitor, run, approve, records.
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -37,6 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"epm {__version__}")
+    ui = parser.add_argument_group("terminal UI (when no command is given)")
+    ui.add_argument(
+        "--port",
+        metavar="URL",
+        help="device port or pyserial URL (default: $EPM_PORT, else the built-in simulator)",
+    )
+    ui.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    ui.add_argument(
+        "--data-dir", metavar="DIR", help="records folder (default: $EPM_HOME or the user data dir)"
+    )
+    ui.add_argument(
+        "--library", metavar="DIR", help="protocol library folder (default: the bundled library)"
+    )
+    ui.add_argument(
+        "--sim-speed",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="built-in simulator only: run step time N times faster (default 1)",
+    )
+    ui.add_argument("--practitioner", metavar="NAME", help="name recorded with each session")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"controller.cli.cmd_{name}")

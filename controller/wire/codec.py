@@ -67,8 +67,9 @@ class DropCounters:
 
     @property
     def frame_errors(self) -> int:
-        """Everything but CRC failures, as the device's ``rx_frame_errors`` counts them."""
-        return self.cobs + self.too_short + self.overlong + self.malformed + self.unknown_type
+        """Dropped frames other than CRC failures, as the device's ``rx_frame_errors`` counts
+        them (an unknown type is answered with NAK UNKNOWN_TYPE, so it is not counted here)."""
+        return self.cobs + self.too_short + self.overlong + self.malformed
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: int(getattr(self, f.name)) for f in fields(self)}

@@ -1,0 +1,1 @@
+"""pyserial URL handlers of the simulator (``protocol_sim`` serves ``sim://``)."""

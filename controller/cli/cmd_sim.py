@@ -1,7 +1,7 @@
 """``epm sim``: run the EPM-1 simulator on a pty (default) or a TCP port until interrupted.
 
 Prints one JSON line on stdout once the port is ready, e.g.
-``{"url": "/tmp/epm-sim-x/ttyEPM0", "control": null, "serial": "SIM-123456", "boot_id": 4242}``,
+``{"url": "/tmp/epm-sim-x/ttyEPM0", "control": "tcp://127.0.0.1:40123", "serial": "SIM-123456", "boot_id": 4242}``,
 and logs to stderr. SIGINT or SIGTERM stops it cleanly (exit 0). A bad scenario file or option
 is reported with its location and exits 2.
 """
@@ -56,7 +56,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "--control",
         metavar="PORT|PATH",
-        help="control socket: a TCP port on 127.0.0.1 (0: any) or a Unix socket path",
+        default="0",
+        help=(
+            "control socket: a TCP port on 127.0.0.1 (default 0: any free port) or a Unix "
+            "socket path; 'none' for no control socket"
+        ),
     )
     p.add_argument(
         "--log-level",
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tcp is not None and args.pty_link:
         return _usage_error("--pty-link only applies to the pty; drop it or drop --tcp")
     control: int | str | None = None
-    if args.control is not None:
+    if args.control is not None and args.control.lower() != "none":
         control = int(args.control) if args.control.isdigit() else args.control
         if isinstance(control, int) and control > 65535:
             return _usage_error(f"--control {control} is not a TCP port (0..65535)")

@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "approve",
     "records",
     "sim",
+    "monitor",
 )
 # Helpers add their command names above as their modules land:
 # sim, monitor, run, approve, records.

@@ -1,0 +1,355 @@
+"""DeviceClient: the typed API the session engine and the UI use to drive an EPM-1.
+
+It owns a :class:`~controller.link.Link`, turns replies into typed results or exceptions
+(:class:`DeviceRefused` for a NAK, with the field and the reason), checks every step against
+the device's capabilities before sending it, and keeps three things the UI reads at its own
+pace: the latest telemetry, a bounded telemetry buffer, and an event queue. Listeners run on
+the link's reader thread for callers that must react within milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+
+from controller.device.errors import (
+    DeviceRefused,
+    LimitsExceeded,
+    NotConnected,
+    TelemetryRateTooHigh,
+)
+from controller.device.events import DeviceEvent, EventQueue, from_link_event, from_wire_event
+from controller.device.info import DeviceInfo, Status
+from controller.device.limits import (
+    LimitRefusal,
+    StepValues,
+    check_step,
+    refusal_message,
+    to_wire,
+)
+from controller.device.telemetry import DEFAULT_CAPACITY, TelemetryBuffer
+from controller.link.events import LinkEvent, LinkEventKind
+from controller.link.health import LinkHealth, LinkState
+from controller.link.link import Link
+from controller.link.timing import DEFAULT_BAUD, max_telemetry_rate
+from controller.wire import messages as wire
+from controller.wire.constants import EventCode, Handpiece, MsgType, State
+
+log = logging.getLogger(__name__)
+
+EventListener = Callable[[DeviceEvent], None]
+TelemetryListener = Callable[[wire.Telemetry], None]
+
+
+class DeviceClient:
+    """A connection to one EPM-1 at ``url`` (any pyserial URL, e.g. ``/dev/ttyUSB0``, ``sim://``).
+
+    ``reconnect_timeout`` bounds how long the link keeps trying after an unplug or a loss
+    (None: forever, for the UI; e.g. 10 s for headless runs).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        baud: int = DEFAULT_BAUD,
+        host_id: str = "epm",
+        *,
+        handshake_timeout: float = 2.0,
+        reconnect_timeout: float | None = None,
+        backoff: tuple[float, float] = (0.1, 2.0),
+        telemetry_capacity: int = DEFAULT_CAPACITY,
+        event_capacity: int = 1024,
+    ) -> None:
+        self.url = url
+        self.baud = baud
+        self.host_id = host_id
+        self._handshake_timeout = handshake_timeout
+        self._reconnect_timeout = reconnect_timeout
+        self._backoff = backoff
+        self._link = self._new_link()
+        self._info: DeviceInfo | None = None
+        self._handpiece: Handpiece | None = None
+        self._step: StepValues | None = None
+        self._buffer = TelemetryBuffer(telemetry_capacity)
+        self._events = EventQueue(event_capacity)
+        self._listeners: tuple[EventListener, ...] = ()
+        self._telemetry_listeners: tuple[TelemetryListener, ...] = ()
+        self._listener_lock = threading.Lock()
+        self.listener_errors = 0
+
+    def _new_link(self) -> Link:
+        return Link(
+            self.url,
+            self.baud,
+            host_id=self.host_id,
+            listener=self,
+            handshake_timeout=self._handshake_timeout,
+            reconnect_timeout=self._reconnect_timeout,
+            backoff_initial=self._backoff[0],
+            backoff_max=self._backoff[1],
+        )
+
+    # --- connection ----------------------------------------------------------------------
+
+    def connect(self) -> DeviceInfo:
+        """Open the port and handshake. Raises the link's clear errors (PortBusy, ...)."""
+        if self._link.was_opened:
+            self._link.close()
+            self._link = self._new_link()
+        handshake = self._link.open()
+        return self._adopt(handshake.hello, handshake.status)
+
+    def hello(self) -> DeviceInfo:
+        """Handshake again (HELLO + GET_STATUS). In an active state this latches WATCHDOG."""
+        handshake = self._link.hello()
+        return self._adopt(handshake.hello, handshake.status)
+
+    def close(self) -> None:
+        """Close the link (ESTOP first if the device is delivering) and stop its threads."""
+        self._link.close()
+
+    def __enter__(self) -> DeviceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _adopt(self, hello: wire.HelloReply, status: wire.Status | None) -> DeviceInfo:
+        info = DeviceInfo.from_hello(hello, self.url, self.baud)
+        self._info = info
+        self._handpiece = info.handpiece
+        if status is not None:
+            self._handpiece = Status.from_wire(status).handpiece
+        return info
+
+    # --- views ---------------------------------------------------------------------------
+
+    @property
+    def info(self) -> DeviceInfo | None:
+        """What the latest handshake said (handpiece as attached then)."""
+        return self._info
+
+    @property
+    def link(self) -> Link:
+        return self._link
+
+    @property
+    def link_state(self) -> LinkState:
+        return self._link.state
+
+    @property
+    def device_state(self) -> State | None:
+        return self._link.device_state
+
+    @property
+    def handpiece(self) -> Handpiece | None:
+        """The handpiece attached now, as last reported (HELLO, STATUS, HANDPIECE_CHANGED)."""
+        return self._handpiece
+
+    def current_info(self) -> DeviceInfo:
+        """``info`` with the handpiece attached now; raises :class:`NotConnected` before."""
+        info = self._info
+        if info is None:
+            raise NotConnected(f"Not connected to {self.url}: call connect() first.")
+        if self._handpiece is not None and self._handpiece is not info.handpiece:
+            info = dataclasses.replace(info, handpiece=self._handpiece)
+        return info
+
+    def health(self) -> LinkHealth:
+        return self._link.health()
+
+    @property
+    def latest_telemetry(self) -> wire.Telemetry | None:
+        return self._buffer.latest
+
+    def drain_telemetry(self, max: int | None = None) -> list[wire.Telemetry]:
+        """Telemetry received since the last drain, oldest first (at most ``max``)."""
+        return self._buffer.drain(max)
+
+    @property
+    def telemetry_dropped(self) -> int:
+        """Frames dropped from the buffer because it was full (the UI fell behind)."""
+        return self._buffer.dropped
+
+    def events(self) -> list[DeviceEvent]:
+        """All queued events, oldest first, without waiting."""
+        return self._events.drain()
+
+    def next_event(self, timeout: float | None = None) -> DeviceEvent | None:
+        """The oldest queued event, waiting up to ``timeout`` s; None if none came."""
+        return self._events.get(timeout)
+
+    @property
+    def events_dropped(self) -> int:
+        return self._events.dropped
+
+    def add_listener(self, callback: EventListener) -> Callable[[], None]:
+        """Call ``callback(event)`` on the link's thread for every event; returns an unsubscriber.
+
+        It must return quickly and must not make device requests (the reader thread would
+        wait for itself); hand such work to another thread.
+        """
+        with self._listener_lock:
+            self._listeners = (*self._listeners, callback)
+
+        def remove() -> None:
+            with self._listener_lock:
+                self._listeners = tuple(c for c in self._listeners if c is not callback)
+
+        return remove
+
+    def add_telemetry_listener(self, callback: TelemetryListener) -> Callable[[], None]:
+        """Call ``callback(telemetry)`` on the reader thread for every frame."""
+        with self._listener_lock:
+            self._telemetry_listeners = (*self._telemetry_listeners, callback)
+
+        def remove() -> None:
+            with self._listener_lock:
+                self._telemetry_listeners = tuple(
+                    c for c in self._telemetry_listeners if c is not callback
+                )
+
+        return remove
+
+    # --- requests ------------------------------------------------------------------------
+
+    def status(self) -> Status:
+        reply = self._link.request(wire.GetStatus())
+        if isinstance(reply, wire.Status):
+            status = Status.from_wire(reply)
+            self._handpiece = status.handpiece
+            return status
+        raise self._refused(MsgType.GET_STATUS, reply)
+
+    def set_telemetry(self, rate_hz: int) -> None:
+        """Ask for ``rate_hz`` telemetry; refused locally above what link and device carry."""
+        info = self.current_info()
+        cap = max_telemetry_rate(self.baud, info.capabilities.max_telemetry_hz)
+        if not 1 <= rate_hz <= cap:
+            raise TelemetryRateTooHigh(
+                f"Telemetry at {rate_hz} Hz is not possible here: at {self.baud} baud the link "
+                f"carries at most {cap} Hz (rate × 34 bytes × 10 bits ≤ half the baud rate, and "
+                f"at most the device's {info.capabilities.max_telemetry_hz} Hz). Choose 1-{cap} "
+                f"Hz or a faster baud rate."
+            )
+        self._ack(MsgType.SET_TELEMETRY, wire.SetTelemetry(rate_hz))
+
+    def check_step(self, values: StepValues) -> list[LimitRefusal]:
+        """Reasons the connected device would refuse ``values`` (empty: it accepts them)."""
+        return check_step(values, self.current_info())
+
+    def configure_step(self, values: StepValues) -> None:
+        """Check ``values`` against the device, then send CONFIGURE_STEP.
+
+        Raises :class:`LimitsExceeded` (nothing sent) listing every broken limit, or
+        :class:`DeviceRefused` if the device still says no.
+        """
+        refusals = self.check_step(values)
+        if refusals:
+            raise LimitsExceeded(MsgType.CONFIGURE_STEP, refusals)
+        self._ack(MsgType.CONFIGURE_STEP, to_wire(values), step=values)
+        self._step = values
+
+    def start(self) -> None:
+        """START; :class:`OutcomeUnknown` if the link is lost before the reply."""
+        self._ack(MsgType.START, wire.Start())
+
+    def pause(self) -> None:
+        self._ack(MsgType.PAUSE, wire.Pause())
+
+    def resume(self) -> None:
+        """RESUME; :class:`OutcomeUnknown` if the link is lost before the reply."""
+        self._ack(MsgType.RESUME, wire.Resume())
+
+    def stop(self) -> None:
+        self._ack(MsgType.STOP, wire.Stop())
+
+    def clear_faults(self) -> None:
+        self._ack(MsgType.CLEAR_FAULTS, wire.ClearFaults())
+
+    def set_amplitude(self, amplitude_dv: int) -> None:
+        """SET_AMPLITUDE in 0.1 V; refused locally above the configured step's ceiling."""
+        step = self._step
+        ceiling = step.amplitude_max_dv if step is not None else None
+        if amplitude_dv < 1 or (ceiling is not None and amplitude_dv > ceiling):
+            limit = f"the step's amplitude_max of {ceiling / 10:.1f} V" if ceiling else "0.1 V"
+            raise LimitsExceeded(
+                MsgType.SET_AMPLITUDE,
+                [
+                    LimitRefusal(
+                        "amplitude_dv",
+                        1,
+                        "amplitude_max_dv",
+                        amplitude_dv,
+                        f"amplitude {amplitude_dv / 10:.1f} V is outside 0.1 V..{limit}",
+                    )
+                ],
+            )
+        self._ack(MsgType.SET_AMPLITUDE, wire.SetAmplitude(amplitude_dv))
+
+    def estop(self) -> bool:
+        """Emergency stop, ahead of everything; never raises. True if its bytes went out."""
+        return self._link.estop()
+
+    def _ack(self, cmd: MsgType, msg: wire.Message, *, step: StepValues | None = None) -> None:
+        reply = self._link.request(msg)
+        if isinstance(reply, wire.Ack):
+            return
+        raise self._refused(cmd, reply, step=step)
+
+    def _refused(
+        self, cmd: MsgType, reply: wire.Message, *, step: StepValues | None = None
+    ) -> DeviceRefused:
+        if not isinstance(reply, wire.Nak):  # pragma: no cover - the link matches reply types
+            return DeviceRefused(cmd, 0, 0, f"{cmd.name}: unexpected reply {reply!r}.")
+        local = check_step(step, self.current_info()) if step is not None else None
+        message = refusal_message(
+            cmd, reply.code, reply.detail, state=self._link.device_state, local=local
+        )
+        return DeviceRefused(cmd, reply.code, reply.detail, message)
+
+    # --- LinkListener (runs on the link's threads) --------------------------------------
+
+    def on_telemetry(self, telemetry: wire.Telemetry) -> None:
+        self._buffer.append(telemetry)
+        for callback in self._telemetry_listeners:
+            try:
+                callback(telemetry)
+            except Exception:
+                self._listener_failed()
+
+    def on_event(self, event: wire.Event) -> None:
+        if event.event == EventCode.HANDPIECE_CHANGED:
+            try:
+                self._handpiece = Handpiece(event.arg)
+            except ValueError:
+                self._handpiece = None
+        self._publish(from_wire_event(event))
+
+    def on_link_event(self, event: LinkEvent) -> None:
+        info: DeviceInfo | None = None
+        status: Status | None = None
+        try:
+            if event.hello is not None:
+                info = self._adopt(event.hello, event.status)
+            if event.status is not None:
+                status = Status.from_wire(event.status)
+        except ValueError:
+            log.exception("undecodable device data in %s", event.kind)
+        if event.kind is LinkEventKind.DEVICE_RESTARTED:
+            self._step = None
+        self._publish(from_link_event(event, info, status))
+
+    def _publish(self, event: DeviceEvent) -> None:
+        self._events.put(event)
+        for callback in self._listeners:
+            try:
+                callback(event)
+            except Exception:
+                self._listener_failed()
+
+    def _listener_failed(self) -> None:
+        self.listener_errors += 1
+        log.exception("device listener raised")

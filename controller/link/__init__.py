@@ -1,0 +1,69 @@
+"""The serial link to an EPM-1: port opening with clear errors, request/reply by seq with
+retransmission, ESTOP that jumps every queue, heartbeat, dseq-gap and restart detection,
+reconnect, and link health. See ``docs/wire-protocol.md`` for the behaviour in full.
+"""
+
+from controller.link.errors import (
+    HandshakeError,
+    HandshakeRefused,
+    LinkClosed,
+    LinkError,
+    LinkLost,
+    NoHandshakeReply,
+    OutcomeUnknown,
+    PortBusy,
+    PortNotFound,
+    PortOpenError,
+    PortPermissionDenied,
+    UnknownUrlScheme,
+    UnsupportedProtocolVersion,
+    WrongDeviceModel,
+)
+from controller.link.events import LinkEvent, LinkEventKind, LinkListener, NullListener
+from controller.link.health import LinkHealth, LinkState
+from controller.link.link import EXPECTED_MODEL, HEARTBEAT_IDLE_S, Handshake, Link
+from controller.link.port import available_ports, classify_open_error, open_port
+from controller.link.timing import (
+    DEFAULT_BAUD,
+    frame_wire_bytes,
+    max_telemetry_rate,
+    pick_telemetry_rate,
+    t_reply,
+    wire_time,
+)
+
+__all__ = [
+    "DEFAULT_BAUD",
+    "EXPECTED_MODEL",
+    "HEARTBEAT_IDLE_S",
+    "Handshake",
+    "HandshakeError",
+    "HandshakeRefused",
+    "Link",
+    "LinkClosed",
+    "LinkError",
+    "LinkEvent",
+    "LinkEventKind",
+    "LinkHealth",
+    "LinkListener",
+    "LinkLost",
+    "LinkState",
+    "NoHandshakeReply",
+    "NullListener",
+    "OutcomeUnknown",
+    "PortBusy",
+    "PortNotFound",
+    "PortOpenError",
+    "PortPermissionDenied",
+    "UnknownUrlScheme",
+    "UnsupportedProtocolVersion",
+    "WrongDeviceModel",
+    "available_ports",
+    "classify_open_error",
+    "frame_wire_bytes",
+    "max_telemetry_rate",
+    "open_port",
+    "pick_telemetry_rate",
+    "t_reply",
+    "wire_time",
+]

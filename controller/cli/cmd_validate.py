@@ -25,7 +25,12 @@ def add_parser(subparsers: Any) -> None:
             "1 a file is invalid, 2 usage error."
         ),
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="protocol file or folder")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="protocol file or folder (none: list and check the bundled library)",
+    )
     parser.add_argument(
         "--format",
         choices=("text", "json"),
@@ -37,6 +42,13 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from protocols import load_library, load_protocol
 
+    if not args.paths:
+        if args.format == "json":
+            from protocols import bundled_library_path
+
+            args.paths = [str(bundled_library_path())]
+        else:
+            return summarise_bundled_library()
     missing = [path for path in args.paths if not Path(path).exists()]
     for path in missing:
         print(f"epm validate: no such file or folder: {path}", file=sys.stderr)

@@ -66,10 +66,18 @@ def test_folder_without_protocols_exits_2(
     assert "no .yaml or .yml files" in capsys.readouterr().err
 
 
-def test_no_paths_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
-        main(["validate"])
+        main(["validate", "--no-such-option"])
     assert caught.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_validate_without_paths_as_json_checks_the_bundled_library(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["validate", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_folder_is_checked_as_a_library(capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,8 +128,10 @@ def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) ->
     assert json.loads(capsys.readouterr().out) == protocols.json_schema()
 
 
-def test_no_command_summarises_the_bundled_library(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 0
+def test_validate_without_paths_summarises_the_bundled_library(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["validate"]) == 0
     out = capsys.readouterr().out
     for result in protocols.load_library(protocols.bundled_library_path()):
         assert result.protocol is not None

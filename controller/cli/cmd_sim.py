@@ -1,7 +1,8 @@
 """``epm sim``: run the EPM-1 simulator on a pty (default) or a TCP port until interrupted.
 
 Prints one JSON line on stdout once the port is ready, e.g.
-``{"url": "/tmp/epm-sim-x/ttyEPM0", "control": "tcp://127.0.0.1:40123", "serial": "SIM-123456", "boot_id": 4242}``,
+``{"url": "/tmp/epm-sim-x/ttyEPM0", "control": "tcp://127.0.0.1:40123",
+"serial": "SIM-123456", "boot_id": 4242, ...}``,
 and logs to stderr. SIGINT or SIGTERM stops it cleanly (exit 0). A bad scenario file or option
 is reported with its location and exits 2.
 """

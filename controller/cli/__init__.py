@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "records",
     "sim",
     "monitor",
+    "run",
 )
 # Helpers add their command names above as their modules land:
 # sim, monitor, run, approve, records.

@@ -15,6 +15,10 @@ from controller.session.alarms import (
     Priority,
     PriorityStyle,
 )
+
+# The session engine (imports the device client and the records; the modules above do not).
+from controller.session.engine import SessionEngine
+from controller.session.headless import HeadlessOptions, run_headless
 from controller.session.limits import (
     Direction,
     IntensityDecision,
@@ -22,6 +26,15 @@ from controller.session.limits import (
     clamp_intensity,
     intensity_range,
     intensity_step,
+)
+from controller.session.model import (
+    Action,
+    Outcome,
+    Phase,
+    SessionControl,
+    SessionNotice,
+    SessionPlan,
+    SessionSnapshot,
 )
 from controller.session.supervisor import (
     ClearAlarm,
@@ -34,6 +47,7 @@ from controller.session.supervisor import (
 
 __all__ = [
     "ALARM_SPECS",
+    "Action",
     "Alarm",
     "AlarmChange",
     "AlarmCode",
@@ -42,16 +56,25 @@ __all__ = [
     "ChangeKind",
     "ClearAlarm",
     "Direction",
+    "HeadlessOptions",
     "IntensityDecision",
     "LimitRefusal",
+    "Outcome",
+    "Phase",
     "Priority",
     "PriorityStyle",
     "RaiseAlarm",
     "SafetySupervisor",
     "SendEstop",
+    "SessionControl",
+    "SessionEngine",
+    "SessionNotice",
+    "SessionPlan",
+    "SessionSnapshot",
     "SupervisorAction",
     "UpdateAlarm",
     "clamp_intensity",
     "intensity_range",
     "intensity_step",
+    "run_headless",
 ]

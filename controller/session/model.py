@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.session.alarms import Alarm
 from controller.wire import Telemetry
+
+if TYPE_CHECKING:
+    from controller.records.courses import CourseProgress
 
 
 class Phase(StrEnum):
@@ -182,6 +185,11 @@ class SessionSnapshot:
     aftercare: tuple[str, ...] = ()
     notices: tuple[str, ...] = field(default_factory=tuple)
     """Recent refusals/clamps of practitioner actions ("60.0 V is this step's maximum")."""
+    course: CourseProgress | None = None
+    """The client's progress in the protocol's course (session N of M, last and next due date),
+    read at preflight and again when the session ends; None before the protocol is known."""
+    reconnect_failed: bool = False
+    """In LINK_LOST: reconnecting was given up (``Action.RECONNECT`` tries again)."""
 
     @property
     def current_step(self) -> StepView | None:
@@ -235,6 +243,7 @@ class SessionControl(Protocol):
         """Telemetry received since the last drain (bounded; the UI drains at 15-20 Hz)."""
 
     def add_listener(self, callback: Callable[[SessionNotice], None]) -> None:
-        """``callback`` runs on the engine's thread; it must not block (post a message)."""
+        """``callback`` runs on the engine's notifier thread, in order, after each change is
+        recorded; it must not block (post a message): a blocked one delays later notices."""
 
     def set_notes(self, notes: str) -> None: ...

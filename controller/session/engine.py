@@ -1,0 +1,279 @@
+"""The session engine: runs one treatment session on an EPM-1, independent of any UI.
+
+Why: this is where a protocol becomes delivered electricity, so every rule that protects the
+client lives here and nowhere in a widget:
+
+* the record is written BEFORE the device acts (``command_sent``, ``step_start``,
+  ``amplitude_change`` are committed first; a failed write stops output instead of acting);
+* emergency stop never waits: :meth:`SessionEngine.emergency_stop` writes ESTOP from the
+  caller's thread ahead of everything and records it right after (the one "act, then record"
+  exception: a disk write may take milliseconds, output must not wait for it);
+* the safety supervisor sees every frame on the link's reader thread, so a cross-check that
+  fails sends ESTOP within milliseconds, from that thread;
+* after a lost link or a device restart nothing resumes by itself: the engine reads the
+  device's state once reconnected and waits for the practitioner (RECOVERY);
+* alarm changes are committed before listeners are told; ``allowed`` is exactly what applies.
+
+Threads: the engine thread (``start()``) runs preflight and the steps and is the only writer of
+session state and records (except the ESTOP record). The link's threads call two listeners that
+feed the supervisor and queue what they saw. The UI calls :meth:`snapshot`, :meth:`request`,
+:meth:`emergency_stop` and :meth:`drain_telemetry` from its own thread.
+
+Clocks: ``clock`` (default ``time.monotonic``) is the host clock of the supervisor (staleness,
+contact-loss and link windows) and of manual-step timers. ``manual_speed`` runs manual timers
+faster for an accelerated simulator only (refused on a real device). Device time
+(``step_elapsed_ms``) is the authority for delivered time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from controller.device import DeviceClient
+from controller.session import engine_view
+from controller.session.engine_actions import EngineActions
+from controller.session.engine_core import (
+    HEALTH_S,
+    LOOP_S,
+)
+from controller.session.engine_record import RecordWriteError
+from controller.session.model import (
+    Action,
+    Phase,
+    SessionNotice,
+    SessionSnapshot,
+)
+from controller.wire import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class SessionEngine(EngineActions):
+    """One session: preflight, then the plan's steps in order, supervised; see the module doc.
+
+    ``SessionEngine(device, store, plan, *, clock=time.monotonic, auto_confirm=False,
+    reconnect_limit_s=None, manual_speed=1.0)``: ``auto_confirm`` confirms placements and
+    manual steps by itself (headless runs); ``reconnect_limit_s`` gives up waiting for a lost
+    link after that long (None: never); ``manual_speed`` runs manual-step timers faster on an
+    accelerated simulator (refused by preflight on a real device).
+    """
+
+    def start(self) -> None:
+        """Subscribe to the device and run the session on the engine's own thread."""
+        if self._thread is not None:
+            raise RuntimeError("this SessionEngine was already started; create a new one")
+        self._unsubscribe = [
+            self._device.add_listener(self._on_device_event),
+            self._device.add_telemetry_listener(self._on_device_telemetry),
+        ]
+        self._notifier.start()
+        self._thread = threading.Thread(target=self._main, name="epm-session", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the session is finished or refused; True if it is."""
+        return self._done.wait(timeout)
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def shutdown(self, reason: str = "the controller was closed", timeout: float = 10.0) -> None:
+        """End the session (a running zone is stopped with a ramp first) and stop the thread.
+
+        If the engine does not finish within ``timeout`` s, ESTOP is sent.
+        """
+        thread = self._thread
+        if thread is None:
+            return
+        if not self._done.is_set():
+            self._shutdown_reason = reason
+            self._wake.set()
+            if not self._done.wait(timeout):
+                self._device.estop()
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+        self._notifier.join(timeout)
+
+    def snapshot(self) -> SessionSnapshot:
+        """The session as it is now: thread-safe and cheap (the UI calls it at 15-20 Hz)."""
+        with self._lock:
+            return self._build_snapshot()
+
+    def request(self, action: Action, reason: str | None = None) -> None:
+        """Queue a practitioner action; the engine thread decides (refusals become notices)."""
+        action = Action(action)
+        if action is Action.ESTOP:
+            self.emergency_stop(reason or "operator")
+            return
+        if self._done.is_set():
+            with self._lock:
+                self._notices.append(
+                    f"{action.value}: the session has ended ({self._phase.value}); start a new one."
+                )
+            return
+        self._actions.append((action, reason))
+        self._wake.set()
+
+    def emergency_stop(self, source: str = "operator") -> None:
+        """ESTOP now from this thread (before any record or lock), then record it."""
+        self._estop_now(source, "emergency stop requested", None, record_here=True)
+
+    def drain_telemetry(self) -> list[Telemetry]:
+        """Telemetry received since the last drain (the device client's bounded buffer)."""
+        return self._device.drain_telemetry()
+
+    def add_listener(self, callback: Callable[[SessionNotice], None]) -> None:
+        """``callback(notice)`` runs after each change is recorded, in order, on the engine's
+        notifier thread (not the engine loop itself, so a listener that blocks never stalls
+        the session); it should still return quickly (post a message)."""
+        self._notifier.add(callback)
+
+    def set_notes(self, notes: str) -> None:
+        """Replace the session's notes (kept until the session row exists)."""
+        with self._lock:
+            sid = self._rec.session_id
+            if sid is None:
+                self._pending_notes = notes
+                return
+        self._store.set_notes(sid, notes)
+
+    @property
+    def session_id(self) -> int | None:
+        return self._rec.session_id
+
+    @property
+    def device(self) -> DeviceClient:
+        return self._device
+
+    def _main(self) -> None:
+        try:
+            self._preflight()
+            while not self._ending:
+                self._wake.wait(LOOP_S)
+                self._wake.clear()
+                self._service()
+        except RecordWriteError as exc:
+            self._device.estop()
+            self._abandon(str(exc))
+        except Exception as exc:
+            log.exception("session engine failed")
+            self._device.estop()
+            self._crash(exc)
+        finally:
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
+            self._flush_notices()
+            self._notifier.close()
+            self._done.set()
+
+    def _service(self) -> None:
+        while self._device_inbox:
+            self._drain_supervisor_output()  # what the event changed is recorded first
+            self._handle_device_event(self._device_inbox.popleft())
+        self._drain_supervisor_output()
+        reason, self._shutdown_reason = self._shutdown_reason, None
+        if reason is not None and not self._ending:
+            self._end(reason)
+        while self._actions and not self._ending:
+            action, reason = self._actions.popleft()
+            self._handle_action(action, reason)
+            self._drain_supervisor_output()
+        self._record_telemetry()
+        self._supervise()
+        if not self._ending:
+            self._poll()
+        self._drain_supervisor_output()
+        self._flush_notices()
+
+    def _supervise(self) -> None:
+        now = self._clock()
+        with self._sup_lock:
+            actions = self._sup.tick(now)
+        if time.monotonic() - self._last_health >= HEALTH_S:
+            self._last_health = time.monotonic()
+            health = self._device.health()
+            with self._sup_lock:
+                actions += self._sup.on_link_health(health, now)
+        if actions:
+            self._act(actions)
+
+    def _flush_notices(self) -> None:
+        """Hand this pass's notices (their changes are recorded) to the notifier thread."""
+        if not self._pending_notices:
+            return
+        pending, self._pending_notices = self._pending_notices, []
+        snapshot = self.snapshot()
+        self._notifier.post([SessionNotice(kind, snapshot, detail) for kind, detail in pending])
+
+    def _build_snapshot(self) -> SessionSnapshot:
+        plan = self._plan
+        protocol = self._protocol
+        info = self._info
+        latest = self._latest
+        values = self._values
+        current = self._live_elapsed() if self._attempt_open else 0
+        steps = engine_view.step_views(self._steps, self._pos, current)
+        zone_planned = zone_delivered = 0
+        manual_remaining: int | None = None
+        if self._pos is not None and self._pos < len(self._steps):
+            planned = self._steps[self._pos]
+            if planned.is_delivery:
+                zone_planned = planned.planned_ms
+                zone_delivered = steps[self._pos].delivered_ms
+            elif planned.planned_ms and self._phase is Phase.MANUAL:
+                manual_remaining = max(0, planned.planned_ms - self._manual_elapsed_ms(planned))
+        deliveries = [s for s in steps if s.kind == "delivery"]
+        link = None
+        if info is not None:
+            link = engine_view.link_view(self._device.health(), self._device.url)
+        identity_id = getattr(plan.load_result, "id", None) or ""
+        identity_version = getattr(plan.load_result, "version", None) or 0
+        alarms = tuple(
+            sorted(
+                self._alarms.values(), key=lambda a: (a.priority.rank, a.raised_at, a.occurrence)
+            )
+        )
+        return SessionSnapshot(
+            phase=self._phase,
+            simulated=bool(info.is_simulator) if info is not None else False,
+            client_code=plan.client_code,
+            protocol_id=protocol.id if protocol is not None else str(identity_id),
+            protocol_version=protocol.version if protocol is not None else int(identity_version),
+            protocol_title=protocol.title if protocol is not None else "",
+            session_id=self._rec.session_id,
+            step_index=None
+            if self._pos is None or self._phase in (Phase.FINISHED, Phase.REFUSED)
+            else self._pos + 1,
+            steps=steps,
+            zone_planned_ms=zone_planned,
+            zone_delivered_ms=zone_delivered,
+            session_planned_ms=sum(s.planned_ms for s in deliveries),
+            session_delivered_ms=sum(s.delivered_ms for s in deliveries),
+            manual_remaining_ms=manual_remaining,
+            setpoint_dv=self._current_setpoint() if values is not None else None,
+            live=engine_view.live_view(
+                latest[0] if latest else None,
+                latest[1] if latest else None,
+                self._current_setpoint() if values is not None else None,
+                values.current_limit_ua if values is not None else None,
+            ),
+            device=engine_view.device_view(info, self._device.handpiece)
+            if info is not None
+            else None,
+            link=link,
+            alarms=alarms,
+            allowed=self._allowed_locked(),
+            message=self._message,
+            outcome=self._outcome,
+            outcome_reason=self._outcome_reason,
+            refusals=self._refusals,
+            warnings=self._warnings,
+            aftercare=self._aftercare,
+            notices=tuple(self._notices),
+            course=self._course,
+            reconnect_failed=self._reconnect_failed,
+        )

@@ -1,0 +1,593 @@
+"""The session engine's core: its state, the record helpers and the link-thread listeners.
+
+Why a core: the engine is split by concern (this state and its invariants; the step flow in
+``engine_steps``; faults and link loss in ``engine_recovery``; practitioner actions in
+``engine_actions``; the public API and thread in ``engine``) so each part can be read alone.
+Everything here keeps the engine's two rules: a command is recorded (``command_sent``) before
+it is sent, and an alarm change is recorded before any listener hears of it. The listeners
+``_on_device_telemetry``/``_on_device_event`` run on the link's threads: they feed the safety
+supervisor at once (an ESTOP it asks for goes out from that thread) and queue the rest for the
+engine thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from controller.device import (
+    DeviceClient,
+    DeviceEvent,
+    DeviceEventKind,
+    DeviceInfo,
+    DeviceProtocolError,
+    DeviceRefused,
+    LimitsExceeded,
+    LinkError,
+    OutcomeUnknown,
+    Status,
+)
+from controller.records import RecordsError, RecordStore
+from controller.records.courses import CourseProgress, course_progress
+from controller.session.alarms import Alarm, AlarmChange, AlarmCode, ChangeKind
+from controller.session.engine_notify import Notifier
+from controller.session.engine_record import Recorder, json_safe
+from controller.session.limits import LimitRefusal
+from controller.session.model import (
+    ACTIVE_PHASES,
+    Action,
+    Outcome,
+    Phase,
+    SessionPlan,
+)
+from controller.session.preflight import PlannedStep
+from controller.session.supervisor import (
+    SafetySupervisor,
+    SendEstop,
+    SupervisorAction,
+)
+from controller.wire import Contact, Event, EventCode, Fault, State, Telemetry
+from controller.wire import Status as WireStatus
+from protocols import DeviceStepValues, Protocol
+
+log = logging.getLogger(__name__)
+
+#: The engine loop wakes at least this often (the supervisor needs a tick every ≤ 100 ms).
+LOOP_S = 0.05
+#: Link health goes to the supervisor about once a second.
+HEALTH_S = 1.0
+#: How long preflight waits for the first telemetry frame (contact check).
+FIRST_TELEMETRY_S = 0.5
+#: How many notices the snapshot keeps.
+NOTICES_KEPT = 5
+#: Telemetry frames buffered for the record between two engine passes (about 20 s at 1 kHz).
+TELEMETRY_BACKLOG = 20_000
+
+DEVICE_EVENT_CODES: dict[DeviceEventKind, EventCode] = {
+    DeviceEventKind.STATE_CHANGED: EventCode.STATE_CHANGED,
+    DeviceEventKind.STEP_COMPLETE: EventCode.STEP_COMPLETE,
+    DeviceEventKind.FAULT_RAISED: EventCode.FAULT_RAISED,
+    DeviceEventKind.FAULTS_CLEARED: EventCode.FAULTS_CLEARED,
+    DeviceEventKind.CONTACT_CHANGED: EventCode.CONTACT_CHANGED,
+    DeviceEventKind.HANDPIECE_CHANGED: EventCode.HANDPIECE_CHANGED,
+    DeviceEventKind.AMPLITUDE_LIMITED: EventCode.AMPLITUDE_LIMITED,
+}
+LOST_KINDS = frozenset({DeviceEventKind.LINK_LOST, DeviceEventKind.LINK_DOWN})
+BACK_KINDS = frozenset({DeviceEventKind.RECONNECTED, DeviceEventKind.LINK_UP})
+DELIVERY_PHASES = frozenset({Phase.DELIVERING, Phase.HOLD, Phase.PAUSED})
+CONTACT_OK = (Contact.OK, Contact.MARGINAL)
+
+
+@dataclass(frozen=True)
+class EstopNote:
+    """An ESTOP that was sent, for the engine thread to record (when the caller did not)."""
+
+    data: dict[str, Any]
+    recorded: bool
+
+
+@dataclass(frozen=True)
+class AfterIdle:
+    """What to do once the device is idle after a STOP the engine sent."""
+
+    kind: str  # "end" or "skip"
+    outcome: Outcome
+    reason: str
+
+
+def wire_status(status: Status) -> WireStatus:
+    return WireStatus(
+        status.boot_id,
+        int(status.state),
+        int(status.faults),
+        status.step_id,
+        status.step_elapsed_ms,
+        status.step_duration_ms,
+        int(status.handpiece),
+        status.amplitude_dv,
+        status.rx_crc_errors,
+        status.rx_frame_errors,
+    )
+
+
+def status_data(status: Status | None) -> dict[str, Any] | None:
+    if status is None:
+        return None
+    return {
+        "boot_id": status.boot_id,
+        "state": status.state.name,
+        "faults": Fault(int(status.faults)).names(),
+        "step_id": status.step_id,
+        "step_elapsed_ms": status.step_elapsed_ms,
+        "step_duration_ms": status.step_duration_ms,
+        "handpiece": status.handpiece.name,
+        "amplitude_dv": status.amplitude_dv,
+    }
+
+
+class EngineCore:
+    """State and shared helpers of :class:`~controller.session.engine.SessionEngine`."""
+
+    def __init__(
+        self,
+        device: DeviceClient,
+        store: RecordStore,
+        plan: SessionPlan,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        auto_confirm: bool = False,
+        reconnect_limit_s: float | None = None,
+        manual_speed: float = 1.0,
+    ) -> None:
+        if manual_speed <= 0:
+            raise ValueError(f"manual_speed {manual_speed} must be positive")
+        self._device = device
+        self._store = store
+        self._plan = plan
+        self._clock = clock
+        self._auto = auto_confirm
+        self._reconnect_limit_s = reconnect_limit_s
+        self._manual_speed = float(manual_speed)
+        self._rec = Recorder(store)
+        self._sup = SafetySupervisor()
+        self._sup_lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._ending = False
+        """Set by ``_finish``: the loop stops; ``_done`` follows once listeners were told."""
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._notifier = Notifier()
+        # Inputs from other threads (deque appends and pops are atomic).
+        self._actions: deque[tuple[Action, str | None]] = deque()
+        self._device_inbox: deque[DeviceEvent] = deque()
+        self._sup_out: deque[AlarmChange | EstopNote] = deque()
+        self._telemetry: deque[Telemetry] = deque(maxlen=TELEMETRY_BACKLOG)
+        self._latest: tuple[Telemetry, float] | None = None
+        self._last_tel_state: tuple[int, int] | None = None
+        # Session state (engine thread writes, under _lock; snapshot reads).
+        protocol = plan.load_result.protocol if plan.load_result is not None else None
+        self._protocol: Protocol | None = protocol
+        self._phase = Phase.PREFLIGHT
+        self._message = "Checking the device, the protocol and the checklist."
+        self._info: DeviceInfo | None = None
+        self._steps: list[PlannedStep] = []
+        self._pos: int | None = None
+        self._values: DeviceStepValues | None = None
+        self._setpoint_dv: int | None = None
+        self._step_id = 0
+        self._attempt_open = False
+        self._started = False
+        self._sensitive_pending = False
+        self._fault_cleared_shown = False
+        self._timer_done_shown = False
+        self._awaiting_contact = False
+        self._after_idle: AfterIdle | None = None
+        self._manual_started_at: float | None = None
+        self._hold_t_ms: int | None = None
+        # Device clock (t_ms) of the last STATE_CHANGED into and out of HOLD (reader thread).
+        self._hold_in_t_ms: int | None = None
+        self._hold_out_t_ms: int | None = None
+        self._step_elapsed_seen = 0
+        self._boot_id: int | None = None
+        self._refusals: tuple[str, ...] = ()
+        self._warnings: tuple[str, ...] = ()
+        self._notices: deque[str] = deque(maxlen=NOTICES_KEPT)
+        self._outcome: Outcome | None = None
+        self._outcome_reason = ""
+        self._aftercare: tuple[str, ...] = ()
+        self._course: CourseProgress | None = None
+        self._alarms: dict[AlarmCode, Alarm] = {}
+        self._estop_sources: list[str] = []
+        self._operator_estop = False
+        self._estop_in_preflight = False
+        self._interrupted = False
+        self._lost_at: float | None = None
+        self._reconnect_failed = False
+        self._pending_notes: str | None = None
+        self._pending_notices: list[tuple[str, dict[str, Any]]] = []
+        self._last_health = 0.0
+        self._shutdown_reason: str | None = None
+
+    def _estop_now(
+        self, source: str, reason: str, detail: LimitRefusal | None, *, record_here: bool
+    ) -> None:
+        written = self._device.estop()  # first, before anything else
+        sent_at = time.monotonic()
+        data = {
+            "source": source,
+            "reason": reason,
+            "bytes_written": written,
+            "phase": self._phase.value,
+            "mono": sent_at,
+            "detail": None if detail is None else json_safe(dataclasses.asdict(detail)),
+        }
+        with self._lock:
+            self._estop_sources.append(source)
+            if source != "supervisor":
+                self._operator_estop = True
+            if self._phase is Phase.PREFLIGHT:
+                self._estop_in_preflight = True
+            sid = self._rec.session_id
+        recorded = False
+        if record_here and sid is not None:
+            try:
+                self._store.append_event(sid, "estop", json_safe(data))
+                recorded = True
+            except Exception:  # ESTOP must never raise; the engine thread retries the record
+                log.exception("ESTOP sent but not recorded yet")
+        self._sup_out.append(EstopNote(data, recorded))
+        self._wake.set()
+
+    def _on_device_telemetry(self, t: Telemetry) -> None:
+        self._latest = (t, time.monotonic())
+        self._telemetry.append(t)
+        values = self._values
+        if values is not None and t.step_id == values.step_id and t.boot_id == self._boot_id:
+            self._step_elapsed_seen = t.step_elapsed_ms  # survives a restart's new frames
+        with self._sup_lock:
+            actions = self._sup.on_telemetry(t, self._clock())
+        if actions:
+            self._act(actions)
+        key = (t.state, t.contact)
+        if key != self._last_tel_state:
+            self._last_tel_state = key
+            self._wake.set()
+
+    def _on_device_event(self, ev: DeviceEvent) -> None:
+        now = self._clock()
+        if ev.kind is DeviceEventKind.STATE_CHANGED and ev.t_ms is not None:
+            if ev.new_state is State.HOLD:
+                self._hold_in_t_ms = ev.t_ms
+            elif ev.old_state is State.HOLD:
+                self._hold_out_t_ms = ev.t_ms
+        actions: list[SupervisorAction] = []
+        with self._sup_lock:
+            code = DEVICE_EVENT_CODES.get(ev.kind)
+            if code is not None and ev.dseq is not None:
+                wire = Event(ev.dseq, ev.t_ms or 0, int(code), ev.arg or 0)
+                actions += self._sup.on_device_event(wire, now)
+            elif ev.kind in LOST_KINDS:
+                during = self._phase in ACTIVE_PHASES or self._sensitive_pending
+                actions += self._sup.on_link_lost(during, now)
+            elif ev.kind is DeviceEventKind.OUTCOME_UNKNOWN and ev.request is not None:
+                actions += self._sup.on_outcome_unknown(ev.request.name, now)
+            elif ev.kind is DeviceEventKind.DEVICE_RESTARTED:
+                actions += self._sup.on_device_restarted(now)
+            if ev.kind in BACK_KINDS:
+                actions += self._sup.on_link_up(now)
+            if ev.status is not None and ev.kind in (
+                *BACK_KINDS,
+                DeviceEventKind.STATUS_REFRESHED,
+            ):
+                actions += self._sup.on_status(wire_status(ev.status), now)
+        if actions:
+            self._act(actions)  # queued before the event: the engine records them first
+        self._device_inbox.append(ev)
+        self._wake.set()
+
+    def _act(self, actions: list[SupervisorAction]) -> None:
+        """SendEstop at once (from this thread); alarm changes go to the engine to record."""
+        for action in actions:
+            if isinstance(action, SendEstop):
+                self._estop_now("supervisor", action.reason, action.detail, record_here=False)
+            else:
+                self._sup_out.append(action.change)
+        self._wake.set()
+
+    def _drain_supervisor_output(self) -> None:
+        while self._sup_out:
+            item = self._sup_out.popleft()
+            if isinstance(item, EstopNote):
+                if not item.recorded:
+                    self._rec.event("estop", item.data)
+                with self._lock:
+                    self._notices.append(
+                        f"Emergency stop sent ({item.data['source']}: {item.data['reason']})."
+                    )
+                self._emit("notice", {"estop": item.data})
+                continue
+            self._publish_alarm(item)
+
+    def _publish_alarm(self, change: AlarmChange, by: str | None = None) -> None:
+        self._rec.alarm(change, by)
+        with self._lock:
+            if change.kind is ChangeKind.CLEARED:
+                self._alarms.pop(change.code, None)
+            else:
+                self._alarms[change.code] = change.alarm
+        self._emit(
+            "alarm",
+            {
+                "code": change.code.value,
+                "change": change.kind.value,
+                "priority": change.alarm.priority.value,
+                "message": change.alarm.message,
+                "reason": change.reason,
+            },
+        )
+
+    def _record_telemetry(self) -> None:
+        batch: list[Telemetry] = []
+        while self._telemetry:
+            batch.append(self._telemetry.popleft())
+        self._rec.telemetry(batch)
+
+    def _emit(self, kind: str, detail: dict[str, Any] | None = None) -> None:
+        self._pending_notices.append((kind, detail or {}))
+
+    def _notice(self, message: str, **data: Any) -> None:
+        """A refusal or clamp of a practitioner action: recorded, then shown and pushed."""
+        self._rec.event("notice", {"message": message, **data})
+        with self._lock:
+            self._notices.append(message)
+        self._emit("notice", {"message": message, **data})
+
+    def _set_phase(self, phase: Phase, message: str, *, record: bool = True) -> None:
+        with self._lock:
+            old = self._phase
+            if old is phase and self._message == message:
+                return
+            self._phase = phase
+            self._message = message
+        if old is not phase and record:
+            self._rec.event(
+                "state",
+                {"old": old.value, "new": phase.value, "step": self._index(), "message": message},
+            )
+        self._emit(
+            "phase",
+            {"old": old.value, "new": phase.value, "message": message, "step": self._index()},
+        )
+
+    def _index(self) -> int | None:
+        return None if self._pos is None else self._steps[self._pos].index
+
+    def _command(self, command: str, call: Callable[[], object], **data: Any) -> str:
+        """Record ``command_sent``, send, record the result. Returns ack, nak, refused,
+        unknown or lost; a NAK or a controller refusal becomes a notice."""
+        self._rec.event("command_sent", {"command": command, "step": self._index(), **data})
+        outcome_sensitive = command in ("START", "RESUME", "SET_AMPLITUDE")
+        if outcome_sensitive:
+            self._sensitive_pending = True
+        try:
+            call()
+        except DeviceRefused as exc:
+            self._rec.event(
+                "command_result",
+                {
+                    "command": command,
+                    "result": "nak",
+                    "code": exc.code_name,
+                    "detail": exc.detail,
+                    "message": exc.message,
+                    "layer": "device",
+                },
+            )
+            self._notice(f"The device refused {command}: {exc.message}", layer="device")
+            return "nak"
+        except LimitsExceeded as exc:
+            self._rec.event(
+                "command_result",
+                {
+                    "command": command,
+                    "result": "refused",
+                    "message": str(exc),
+                    "layer": "controller",
+                },
+            )
+            self._notice(f"Not sent ({command}): {exc}", layer="controller")
+            return "refused"
+        except OutcomeUnknown as exc:
+            self._rec.event(
+                "command_result",
+                {"command": command, "result": "outcome_unknown", "message": str(exc)},
+            )
+            return "unknown"
+        except LinkError as exc:
+            self._rec.event(
+                "command_result", {"command": command, "result": "lost", "message": str(exc)}
+            )
+            return "lost"
+        finally:
+            if outcome_sensitive:
+                self._sensitive_pending = False
+        self._rec.event("command_result", {"command": command, "result": "ack"})
+        return "ack"
+
+    def _read_status(self) -> Status | None:
+        try:
+            status = self._device.status()
+        except (LinkError, DeviceRefused, DeviceProtocolError) as exc:
+            log.info("status not read: %s", exc)
+            return None
+        with self._sup_lock:
+            actions = self._sup.on_status(wire_status(status), self._clock())
+        if actions:
+            self._act(actions)
+        return status
+
+    def _current(self) -> PlannedStep:
+        assert self._pos is not None
+        return self._steps[self._pos]
+
+    def _manual_elapsed_ms(self, planned: PlannedStep) -> int:
+        started = self._manual_started_at
+        run = 0 if started is None else (self._clock() - started) * 1000 * self._manual_speed
+        return planned.manual_done_ms + int(run)
+
+    def _close_attempt(self, outcome: str, delivered: int | None, data: dict[str, Any]) -> None:
+        """Record the end of the current attempt with what the device delivered."""
+        if not self._attempt_open or self._pos is None:
+            return
+        planned = self._current()
+        if planned.is_delivery:
+            self._rec.step_end(planned.index, outcome=outcome, delivered_ms=delivered, data=data)
+            with self._lock:
+                planned.delivered_ms += delivered or 0
+        else:
+            elapsed = self._manual_elapsed_ms(planned)
+            self._rec.step_end(
+                planned.index,
+                outcome=outcome,
+                delivered_ms=None,
+                data={**data, "timer_ms": elapsed},
+            )
+            with self._lock:
+                planned.manual_done_ms = elapsed
+                self._manual_started_at = None
+        with self._lock:
+            self._attempt_open = False
+            self._started = False
+            self._after_idle = None
+            self._awaiting_contact = False
+            if self._hold_t_ms is not None:
+                self._hold_t_ms = None
+        self._emit("step", {"index": planned.index, "event": outcome, "delivered_ms": delivered})
+
+    def _live_elapsed(self) -> int:
+        """The device's elapsed time of the configured step, from the newest telemetry of
+        that step on this boot (after a restart: the last one before it, a lower bound)."""
+        if self._values is None or not self._started:
+            return 0
+        return self._step_elapsed_seen
+
+    def _current_setpoint(self) -> int:
+        host = self._setpoint_dv or 0
+        device = self._sup.device_setpoint_dv
+        return min(host, device) if device is not None and host else host
+
+    def _end_outcome(self) -> Outcome:
+        phase = self._phase
+        if phase is Phase.FAULT:
+            return Outcome.ABORTED if self._operator_estop else Outcome.FAULTED
+        if phase in (Phase.LINK_LOST, Phase.RECOVERY) and self._interrupted:
+            return Outcome.INTERRUPTED
+        return Outcome.STOPPED
+
+    def _summary(self) -> dict[str, Any]:
+        zones = [
+            {
+                "index": p.index,
+                "zone": p.zone,
+                "planned_ms": p.planned_ms,
+                "delivered_ms": p.delivered_ms,
+                "status": p.status.value,
+            }
+            for p in self._steps
+            if p.is_delivery
+        ]
+        return {
+            "zones": zones,
+            "planned_ms": sum(z["planned_ms"] for z in zones),
+            "delivered_ms": sum(z["delivered_ms"] for z in zones),
+            "estops": list(self._estop_sources),
+            "simulated": self._info.is_simulator if self._info is not None else None,
+        }
+
+    def _finish(
+        self,
+        outcome: Outcome,
+        reason: str,
+        *,
+        phase: Phase = Phase.FINISHED,
+        refusals: tuple[str, ...] = (),
+    ) -> None:
+        if self._attempt_open:
+            planned = self._current()
+            delivered = self._live_elapsed() if planned.is_delivery else None
+            self._close_attempt(
+                outcome.value,
+                delivered,
+                {"reason": reason, "delivered_source": "last telemetry"},
+            )
+        summary = self._summary()
+        if phase is not self._phase:
+            self._rec.event(
+                "state", {"old": self._phase.value, "new": phase.value, "step": self._index()}
+            )
+        self._rec.end(outcome.value, reason, summary)
+        protocol = self._protocol
+        with self._lock:
+            self._outcome = outcome
+            self._outcome_reason = reason
+            self._refusals = refusals or self._refusals
+            self._awaiting_contact = False
+            if protocol is not None and phase is Phase.FINISHED:
+                self._aftercare = tuple(protocol.aftercare)
+        if protocol is not None:
+            try:
+                course = self.course_progress()
+            except RecordsError:
+                course = None
+            with self._lock:
+                self._course = course
+        if phase is Phase.FINISHED:
+            message = f"Session {outcome.value}: {reason}."
+        else:
+            message = "The session was refused: " + " ".join(refusals)
+        self._set_phase(phase, message, record=False)
+        self._emit("finished", {"outcome": outcome.value, "reason": reason, "summary": summary})
+        self._ending = True
+
+    def _abandon(self, reason: str) -> None:
+        """The record cannot be written: output was stopped; show why and stop the engine."""
+        with self._lock:
+            self._phase = Phase.FINISHED
+            self._outcome = Outcome.FAULTED  # a controller fault; the row is recovered later
+            self._outcome_reason = reason
+            self._message = reason
+            self._notices.append(reason)
+            self._ending = True
+        self._emit("finished", {"outcome": Outcome.FAULTED.value, "reason": reason})
+
+    def _crash(self, exc: BaseException) -> None:
+        reason = (
+            f"The controller failed ({type(exc).__name__}: {exc}); output was stopped with an "
+            "emergency stop. Report this with the session record."
+        )
+        try:
+            self._rec.event("engine_error", {"error": repr(exc)})
+            self._rec.end(Outcome.FAULTED.value, reason, self._summary())
+        except Exception:
+            log.exception("could not record the engine failure")
+        with self._lock:
+            self._phase = Phase.FINISHED
+            self._outcome = Outcome.FAULTED
+            self._outcome_reason = reason
+            self._message = reason
+            self._ending = True
+        self._emit("finished", {"outcome": Outcome.FAULTED.value, "reason": reason})
+
+    def course_progress(self) -> CourseProgress | None:
+        """The client's course in this protocol now (read from the records)."""
+        if self._protocol is None:
+            return None
+        return course_progress(self._store, self._plan.client_code, self._protocol)

@@ -1,0 +1,398 @@
+"""Headless runs: one session without a UI, reported as JSON lines (``epm run --headless``).
+
+Why: CI, scripted acceptance tests and service engineers need to run a protocol end to end and
+read what happened without a terminal UI. The run makes the same decisions a cautious operator
+would and never more: it confirms placements and manual steps by itself (``auto_confirm``),
+but it never clears a fault and never continues after a lost link or a device restart — it
+ends the session instead. SIGINT stops with a ramp-down; a second SIGINT sends ESTOP.
+
+With no port the run uses ``sim://?speed=N``, a fresh in-process simulator: the caller (the
+CLI, which may import the simulator; this layer may not) registers the ``sim://`` handler.
+
+Each line on ``out`` is one JSON object with an ``event`` key: ``start``, ``recovered``,
+``state``, ``warning``, ``alarm``, ``notice``, ``progress`` (once a second) and, last,
+``summary``. Exit status: 0 completed, 2 refused before start, 3 stopped or aborted by the
+operator, 4 ended by a device fault, 5 link lost or device restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from controller.device import DeviceClient
+from controller.records import RecordsError, RecordStore
+from controller.session.engine import SessionEngine
+from controller.session.model import Action, Outcome, Phase, SessionNotice, SessionPlan
+
+EXIT_COMPLETED = 0
+EXIT_REFUSED = 2
+EXIT_STOPPED = 3
+EXIT_FAULTED = 4
+EXIT_LINK = 5
+
+OUTCOME_EXIT: Mapping[Outcome, int] = {
+    Outcome.COMPLETED: EXIT_COMPLETED,
+    Outcome.REFUSED: EXIT_REFUSED,
+    Outcome.STOPPED: EXIT_STOPPED,
+    Outcome.ABORTED: EXIT_STOPPED,
+    Outcome.FAULTED: EXIT_FAULTED,
+    Outcome.INTERRUPTED: EXIT_LINK,
+}
+
+#: A headless run waits this long for a lost link to come back (then ends the session).
+RECONNECT_LIMIT_S = 10.0
+#: Progress lines are this far apart.
+PROGRESS_S = 1.0
+
+_ACTIVE = (Phase.MANUAL, Phase.PLACE, Phase.DELIVERING, Phase.HOLD, Phase.PAUSED)
+
+
+@dataclass(frozen=True)
+class HeadlessOptions:
+    """What ``epm run --headless`` was given."""
+
+    protocol: str
+    client: str
+    port: str | None = None
+    zones: tuple[str, ...] | None = None
+    serum_lot: str = ""
+    practitioner: str = "epm run --headless"
+    data_dir: str | None = None
+    baud: int = 115200
+    checklist_confirmed: bool = False
+    sim_speed: float = 1.0
+    reconnect_limit_s: float = RECONNECT_LIMIT_S
+
+
+class JsonLines:
+    """Writes one JSON object per line and flushes it at once (readers follow live)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self.t0 = time.monotonic()
+
+    def __call__(self, event: str, **data: Any) -> None:
+        record = {"event": event, "t": round(time.monotonic() - self.t0, 3), **data}
+        line = json.dumps(record, default=str, ensure_ascii=False)
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+
+def _refused(emit: JsonLines, reason: str, **extra: Any) -> int:
+    emit(
+        "summary",
+        outcome=Outcome.REFUSED.value,
+        reason=reason,
+        refusals=[reason],
+        zones=[],
+        exit_code=EXIT_REFUSED,
+        **extra,
+    )
+    return EXIT_REFUSED
+
+
+def checklist_answers(protocol: Any) -> dict[str, bool]:
+    """``--checklist-confirmed``: every confirmation "yes", every contraindication "no"."""
+    from protocols import ItemKind, build_checklist
+
+    return {
+        item.id: item.kind is ItemKind.CONFIRMATION
+        for item in build_checklist(protocol)
+        if item.kind is not ItemKind.NOTE
+    }
+
+
+def run_headless(options: HeadlessOptions, out: TextIO) -> int:
+    """Run one session as ``options`` say, reporting on ``out``; returns the exit status."""
+    from protocols import load_protocol
+
+    emit = JsonLines(out)
+    try:
+        store = RecordStore.open(options.data_dir, exclusive=True)
+    except RecordsError as exc:
+        return _refused(emit, f"records: {exc}")
+    try:
+        recovered = store.recover_interrupted()  # first thing, on every start
+        if recovered:
+            emit(
+                "recovered",
+                sessions=recovered,
+                message=f"{len(recovered)} session(s) left running by an earlier run were "
+                "marked interrupted",
+            )
+        if not options.checklist_confirmed:
+            return _refused(
+                emit,
+                "the pre-session checklist was not confirmed: go through it with the client, "
+                "then pass --checklist-confirmed (every confirmation yes, every "
+                "contraindication no)",
+            )
+        if options.sim_speed <= 0:
+            return _refused(
+                emit, f"--sim-speed {options.sim_speed:g} must be positive, e.g. 1 or 300"
+            )
+        path = Path(options.protocol)
+        if not path.is_file():
+            return _refused(emit, f"protocol file {path} does not exist; check the path")
+        load_result = load_protocol(path)
+        if not load_result.ok or load_result.protocol is None:
+            problems = [p.format() for p in load_result.errors]
+            return _refused(
+                emit,
+                f"protocol file {path} is not valid ({len(problems)} error(s)); `epm validate "
+                f"{path}` lists them",
+                problems=problems,
+            )
+        return _run_with_store(options, load_result, store, emit)
+    finally:
+        store.close()
+
+
+def _run_with_store(
+    options: HeadlessOptions, load_result: Any, store: RecordStore, emit: JsonLines
+) -> int:
+    try:
+        store.get_or_create_client(options.client)
+    except RecordsError as exc:
+        return _refused(emit, f"client: {exc}")
+    url = options.port or f"sim://?speed={options.sim_speed:g}"
+    plan = SessionPlan(
+        load_result=load_result,
+        client_code=options.client,
+        practitioner=options.practitioner,
+        serum_lot=options.serum_lot,
+        checklist_answers=checklist_answers(load_result.protocol),
+        zones=options.zones,
+    )
+    device = DeviceClient(url, options.baud, reconnect_timeout=options.reconnect_limit_s)
+    engine = SessionEngine(
+        device,
+        store,
+        plan,
+        auto_confirm=True,
+        reconnect_limit_s=options.reconnect_limit_s,
+        manual_speed=options.sim_speed,
+    )
+    emit(
+        "start",
+        protocol=load_result.protocol.id,
+        version=load_result.protocol.version,
+        sha256=load_result.sha256,
+        client=options.client,
+        port=url,
+        zones=list(options.zones) if options.zones else None,
+    )
+    runner = _Runner(engine, emit)
+    try:
+        with runner.signals():
+            return runner.run()
+    finally:
+        engine.shutdown("the headless run ended", timeout=15.0)
+        device.close()
+
+
+class _Runner:
+    """Follows the engine's notices, makes the operator's decisions, prints the lines."""
+
+    def __init__(self, engine: SessionEngine, emit: JsonLines) -> None:
+        self.engine = engine
+        self.emit = emit
+        self.notices: queue.Queue[SessionNotice] = queue.Queue()
+        self.interrupts = 0
+        self._handled_interrupts = 0
+        self._ended_for: Phase | None = None
+        self._last_phase: Phase | None = None
+        engine.add_listener(self.notices.put)
+
+    # --- signals -------------------------------------------------------------------------
+
+    def signals(self) -> _Signals:
+        return _Signals(self)
+
+    def on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        """First SIGINT: stop with a ramp (handled by the loop). Second: ESTOP right here
+        (``emergency_stop`` takes no lock the main thread could hold)."""
+        self.interrupts += 1
+        if self.interrupts >= 2:
+            self.engine.emergency_stop("operator (second SIGINT)")
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        engine = self.engine
+        engine.start()
+        next_progress = time.monotonic() + PROGRESS_S
+        told_finished = False
+        finished_at: float | None = None
+        while True:
+            try:
+                notice = self.notices.get(timeout=0.1)
+            except queue.Empty:
+                notice = None
+            if notice is not None:
+                self._print(notice)
+                told_finished = told_finished or notice.kind == "finished"
+            if time.monotonic() >= next_progress:
+                next_progress += PROGRESS_S
+                self._progress()
+            self._decide()
+            if told_finished and self.notices.empty():
+                break
+            if engine.finished:  # the last notices are on their way (or were dropped)
+                finished_at = finished_at or time.monotonic()
+                if time.monotonic() - finished_at > 2.0:
+                    break
+        return self._summary()
+
+    def _print(self, notice: SessionNotice) -> None:
+        snap = notice.snapshot
+        detail = dict(notice.detail)
+        if notice.kind == "phase":
+            new = Phase(detail.get("new", snap.phase.value))
+            if new is self._last_phase and detail.get("old") == detail.get("new"):
+                return
+            self._last_phase = new
+            index = detail.get("step")
+            zone = next((s.zone for s in snap.steps if s.index == index), None)
+            self.emit(
+                "state",
+                phase=new.value,
+                previous=detail.get("old"),
+                step=index,
+                zone=zone,
+                message=detail.get("message", snap.message),
+            )
+        elif notice.kind == "warning":
+            self.emit("warning", message=detail.get("message", ""))
+        elif notice.kind == "alarm":
+            self.emit(
+                "alarm",
+                code=detail.get("code"),
+                priority=detail.get("priority"),
+                message=detail.get("message"),
+                change=detail.get("change"),
+            )
+        elif notice.kind == "notice" and detail.get("message"):
+            self.emit("notice", message=detail["message"])
+        elif notice.kind == "notice" and "estop" in detail:
+            estop = detail["estop"]
+            self.emit("notice", message=f"emergency stop sent ({estop.get('source')})")
+
+    def _progress(self) -> None:
+        snap = self.engine.snapshot()
+        if snap.finished:
+            return
+        step = snap.current_step
+        live = snap.live
+        self.emit(
+            "progress",
+            phase=snap.phase.value,
+            step=step.index if step else None,
+            zone=step.zone if step else None,
+            zone_delivered_ms=snap.zone_delivered_ms,
+            zone_planned_ms=snap.zone_planned_ms,
+            session_delivered_ms=snap.session_delivered_ms,
+            session_planned_ms=snap.session_planned_ms,
+            manual_remaining_ms=snap.manual_remaining_ms,
+            amplitude_dv=live.amplitude_dv if live else None,
+            setpoint_dv=snap.setpoint_dv,
+            contact=live.contact if live else None,
+        )
+
+    def _decide(self) -> None:
+        """The operator's decisions a headless run may make (see the module docstring)."""
+        engine = self.engine
+        if engine.finished:
+            return
+        snap = engine.snapshot()
+        phase = snap.phase
+        if self.interrupts > self._handled_interrupts:
+            self._handled_interrupts = self.interrupts
+            if self.interrupts == 1:
+                if phase in _ACTIVE:
+                    engine.request(Action.STOP, "operator interrupt (SIGINT)")
+                else:
+                    engine.request(Action.END, "operator interrupt (SIGINT)")
+                return
+        if phase is self._ended_for:
+            return
+        if phase is Phase.FAULT and Action.END in snap.allowed:
+            self._ended_for = phase
+            faults = ", ".join(snap.live.faults) if snap.live and snap.live.faults else "a fault"
+            engine.request(
+                Action.END,
+                f"device fault ({faults}); a headless run never clears faults",
+            )
+        elif phase is Phase.RECOVERY and Action.END in snap.allowed:
+            self._ended_for = phase
+            engine.request(
+                Action.END,
+                "the link was lost or the device restarted; a headless run never resumes",
+            )
+        elif phase is Phase.LINK_LOST and snap.reconnect_failed:
+            self._ended_for = phase
+            engine.request(Action.END, "the device could not be reached again")
+
+    def _summary(self) -> int:
+        snap = self.engine.snapshot()
+        outcome = snap.outcome or Outcome.FAULTED
+        code = OUTCOME_EXIT.get(outcome, EXIT_FAULTED)
+        zones = [
+            {
+                "index": s.index,
+                "zone": s.zone,
+                "planned_ms": s.planned_ms,
+                "delivered_ms": s.delivered_ms,
+                "status": s.status.value,
+            }
+            for s in snap.steps
+            if s.kind == "delivery"
+        ]
+        self.emit(
+            "summary",
+            outcome=outcome.value,
+            reason=snap.outcome_reason,
+            refusals=list(snap.refusals),
+            session_id=snap.session_id,
+            simulated=snap.simulated,
+            device_serial=snap.device.serial if snap.device else None,
+            protocol=snap.protocol_id,
+            client=snap.client_code,
+            zones=zones,
+            planned_ms=sum(z["planned_ms"] for z in zones),
+            delivered_ms=sum(z["delivered_ms"] for z in zones),
+            aftercare=list(snap.aftercare),
+            course=snap.course.summary if snap.course else None,
+            exit_code=code,
+        )
+        return code
+
+
+class _Signals:
+    """Installs the SIGINT handler for the run (main thread only) and restores the old one."""
+
+    def __init__(self, runner: _Runner) -> None:
+        self.runner = runner
+        self.previous: Any = None
+        self.installed = False
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.runner.on_sigint)
+            self.installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)

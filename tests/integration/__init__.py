@@ -1,0 +1,1 @@
+"""End-to-end tests of sessions against the simulator (engine, headless runs, crash safety)."""

@@ -342,6 +342,7 @@ class SafetySupervisor:
         elif ev.event == EventCode.FAULTS_CLEARED:
             actions += self._update_faults(self._faults & ~ev.arg, now)
         elif ev.event == EventCode.STATE_CHANGED:
+            self._note_output_edge(ev)
             actions += self._update_state(ev.arg & 0xFF, now)
             actions += self._update_contact(now)
         elif ev.event == EventCode.CONTACT_CHANGED:
@@ -486,6 +487,19 @@ class SafetySupervisor:
             self._last_tel_dseq = None
             self._reset_windows()
         self._boot_id = boot_id
+
+    def _note_output_edge(self, ev: Event) -> None:
+        """Time the output-off window from the device's own state change.
+
+        Telemetry alone can miss a short RUNNING period (output on for less than one telemetry
+        period, e.g. HOLD a few ms after START); the window would then still count from before
+        START and the 100 ms r.m.s. tail would look like current while off.
+        """
+        old, new = (ev.arg >> 8) & 0xFF, ev.arg & 0xFF
+        if new in ON_STATES:
+            self._off_since_ms = None
+        elif old in ON_STATES:
+            self._off_since_ms = ev.t_ms
 
     def _reset_windows(self) -> None:
         self._off_since_ms = None

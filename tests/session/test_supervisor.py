@@ -195,6 +195,22 @@ def test_current_decaying_after_pause_is_tolerated_then_caught(sup, dev):
     assert sup.alarms.get(AlarmCode.OUTPUT_MISMATCH).detail["checks"] == ["current_while_off"]
 
 
+def test_output_on_shorter_than_a_telemetry_period_is_timed_from_the_state_change(sup, dev):
+    """START then HOLD within one telemetry period: telemetry never shows RUNNING, but the
+    STATE_CHANGED events do; the r.m.s. tail after HOLD is not current while off."""
+    assert run(sup, dev, 1.0, 2.0, state=State.READY, amplitude_dv=0, current_ua=0) == []
+    running = (int(State.READY) << 8) | int(State.RUNNING)
+    hold = (int(State.RUNNING) << 8) | int(State.HOLD)
+    assert not estops(
+        sup.on_device_event(dev.event(2.005, EventCode.STATE_CHANGED, running), 2.005)
+    )
+    assert not estops(sup.on_device_event(dev.event(2.015, EventCode.STATE_CHANGED, hold), 2.015))
+    tail = sup.on_telemetry(dev.tel(2.02, state=State.HOLD, amplitude_dv=0, current_ua=900), 2.02)
+    assert estops(tail) == []
+    late = sup.on_telemetry(dev.tel(2.2, state=State.HOLD, amplitude_dv=0, current_ua=900), 2.2)
+    assert estops(late), "past the settle window the current is output while off again"
+
+
 def test_current_at_noise_level_while_off_is_not_output(sup, dev):
     actions = run(sup, dev, 1.0, 3.0, state=State.READY, amplitude_dv=0, current_ua=100)
     assert actions == []

@@ -34,6 +34,16 @@ EVENT_KINDS: dict[str, str] = {
     "(data: command, seq)",
     "warning": "something the practitioner was warned about (data: message)",
     "note": "written by set_notes (data: notes)",
+    "estop": "emergency stop: written right AFTER the ESTOP bytes went out (the device is made "
+    "safe first; data: source, written)",
+    "alarm_updated": "a shown alarm's message or detail changed (data: alarm, message)",
+    "alarm_resolved": "a latched alarm's condition is gone; it stays shown until acknowledged "
+    "(data: alarm)",
+    "notice": "a practitioner action was refused or clamped, with the limit and why "
+    "(data: action, message, limit)",
+    "preflight": "the preflight checks' result (data: ok, refusals, warnings)",
+    "link_event": "a link-level event (reconnect attempt, dseq gap, ...) (data: kind, detail)",
+    "engine_error": "the engine hit an unexpected error and made the device safe (data: error)",
     "session_end": "written by end_session and recover_interrupted: the session's outcome "
     "(data: outcome, reason, summary; for interrupted: last_event, last_telemetry)",
 }

@@ -70,11 +70,9 @@ def course_progress(
     interval = int(course.interval_days)
     maintenance = course.maintenance_interval_days
     today = today or dt.date.today()
-    real = [
-        s
-        for s in store.list_sessions(client=client_code, protocol_id=protocol.id)
-        if not s.simulated
-    ]
+    sessions = store.list_sessions(client=client_code, protocol_id=protocol.id)
+    real = [s for s in sessions if not s.simulated]
+    simulated = len(sessions) - len(real)
     completed = [s for s in real if s.outcome == "completed"]
     not_counted = sum(1 for s in real if s.outcome not in ("completed", "running"))
     done = len(completed)
@@ -82,6 +80,8 @@ def course_progress(
         max(parse_iso(s.started_at).astimezone().date() for s in completed) if completed else None
     )
     note = f" {not_counted} other session(s) ended early and do not count." if not_counted else ""
+    if simulated:
+        note += f" {simulated} simulated session(s) on the simulator do not count."
     if last_date is None:
         return CourseProgress(
             protocol.id,

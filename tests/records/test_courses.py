@@ -67,7 +67,17 @@ def test_only_completed_real_sessions_count(store: RecordStore, clock: FakeClock
     assert (p.done, p.last_date, p.not_counted) == (1, D0, 2)
     assert p.next_due == D0 + dt.timedelta(days=14)
     assert "2 other session(s) ended early and do not count" in p.summary
+    assert "1 simulated session(s) on the simulator do not count" in p.summary
     assert "(today)" in p.summary
+
+
+def test_simulated_sessions_alone_say_why_the_course_has_not_started(
+    store: RecordStore, clock: FakeClock
+) -> None:
+    session_on(store, clock, D0, device_serial="SIM-0001")
+    p = course_progress(store, "C-0042", protocol(), today=D0)
+    assert (p.done, p.phase) == (0, "not started")
+    assert "1 simulated session(s) on the simulator do not count" in p.summary
 
 
 def test_every_version_of_the_protocol_counts(store: RecordStore, clock: FakeClock) -> None:

@@ -1,0 +1,531 @@
+"""``EpmApp``, the practitioner's and technician's terminal UI, and ``create_app``, its factory.
+
+Why one factory: the ``epm`` command and the tests build the app the same way (store opened
+exclusively and recovered, device client on the configured port or the built-in simulator,
+bundled or given protocol library), so what the tests drive is what the clinic runs. The device
+client, the record store and the session-engine factory are injected into the constructor.
+
+The app holds the state other screens read (``store``, ``library_path``, ``device``,
+``device_info``, ``simulated``, ``engine``, ``practitioner``) and the keys that work everywhere:
+F12 / ctrl+e emergency stop (a priority binding: it works on every screen, with any widget
+focused, and calls the engine's ``emergency_stop()`` directly — never confirmed, never
+queued), ctrl+q quit (refused while a session is delivering), F1 help, ctrl+p the command
+palette. It decides nothing about safety: the engine does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import CommandPalette, Provider
+from textual.reactive import reactive
+from textual.screen import ModalScreen, Screen
+
+from controller.device import DeviceClient, DeviceInfo
+from controller.records import RecordStore
+from controller.session.model import (
+    ACTIVE_PHASES,
+    Phase,
+    SessionControl,
+    SessionNotice,
+    SessionPlan,
+)
+from controller.ui.messages import (
+    DeviceConnected,
+    DeviceConnectFailed,
+    EngineStartFinished,
+    SessionUpdate,
+)
+from controller.ui.theme import DEFAULT_THEME, THEMES
+from controller.ui.widgets.sim_banner import SimBanner
+
+if TYPE_CHECKING:
+    from controller.ui.screens.run import RunScreen
+
+#: Builds the session engine for a plan: ``SessionEngine(device, store, plan)`` by default.
+EngineFactory = Callable[[DeviceClient, RecordStore, SessionPlan], SessionControl]
+
+#: Phases in which quitting is refused outright (output may be on, or about to be).
+QUIT_REFUSED_PHASES = ACTIVE_PHASES | {Phase.PREFLIGHT}
+#: Outside those, a session that is still open needs ctrl+q twice within this many seconds.
+QUIT_CONFIRM_S = 3.0
+#: The built-in simulator's URL scheme.
+SIM_SCHEME = "sim://"
+
+
+def epm_commands_provider() -> type[Provider]:
+    """The command palette's epm commands (the technician-side engineer's provider)."""
+    from controller.ui.commands import EpmCommands
+
+    return cast("type[Provider]", EpmCommands)
+
+
+#: After this long without the device, the session says reconnecting gave up and offers
+#: Reconnect (r) and End; the link keeps trying in the background all the same.
+RECONNECT_LIMIT_S = 30.0
+
+
+def engine_factory_for(manual_speed: float = 1.0) -> EngineFactory:
+    """The real session engine's factory (imported lazily: the UI needs it only for sessions).
+
+    ``manual_speed`` runs manual-step timers faster, for an accelerated built-in simulator
+    only (the engine refuses it on a real device).
+    """
+
+    def build(device: DeviceClient, store: RecordStore, plan: SessionPlan) -> SessionControl:
+        from controller.session.engine import SessionEngine
+
+        engine = SessionEngine(
+            device,
+            store,
+            plan,
+            manual_speed=manual_speed,
+            reconnect_limit_s=RECONNECT_LIMIT_S,
+        )
+        return cast(SessionControl, engine)
+
+    return build
+
+
+default_engine_factory = engine_factory_for(1.0)
+
+
+def builtin_simulator_url(speed: float = 1.0) -> str:
+    """The URL of a fresh in-process simulator, accelerated ``speed`` times."""
+    return f"{SIM_SCHEME}?speed={speed:g}" if speed != 1 else SIM_SCHEME
+
+
+def resolve_port(port: str | None, sim_speed: float = 1.0) -> str:
+    """``--port`` wins, then ``$EPM_PORT``; with neither, the built-in simulator."""
+    if port and port.strip():
+        return port.strip()
+    env = os.environ.get("EPM_PORT", "").strip()
+    if env:
+        return env
+    return builtin_simulator_url(sim_speed)
+
+
+class EpmApp(App[int]):
+    """The terminal UI. Build it with :func:`create_app` (or pass the parts in tests)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "EPM-1 session controller"
+    COMMANDS = App.COMMANDS | {epm_commands_provider}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "f12",
+            "emergency_stop",
+            "E-STOP",
+            key_display="F12",
+            priority=True,
+            id="emergency-stop",
+            tooltip="Emergency stop: output off at once (never asked)",
+        ),
+        Binding("ctrl+e", "emergency_stop", "E-STOP", show=False, priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        Binding("f1", "help", "Help", key_display="F1", id="help"),
+    ]
+
+    simulated: reactive[bool] = reactive(False)
+    """True on the built-in simulator and whenever the device's serial begins with ``SIM-``."""
+    device_serial: reactive[str] = reactive("")
+    connection: reactive[str] = reactive("connecting")
+    """``connecting``, ``up`` or ``failed`` (see ``connect_error``)."""
+
+    def __init__(
+        self,
+        *,
+        store: RecordStore,
+        device: DeviceClient | None,
+        library_path: Path,
+        practitioner: str = "",
+        engine_factory: EngineFactory | None = None,
+        recovered: Iterable[int] = (),
+        today: Callable[[], dt.date] | None = None,
+        animate_alarms: bool = True,
+        connect_on_start: bool = True,
+        poll_interval_s: float = 1.0,
+        owns_resources: bool = False,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.device = device
+        self.library_path = Path(library_path)
+        self.practitioner = practitioner
+        self.engine: SessionControl | None = None
+        self.session_plan: SessionPlan | None = None
+        self.device_info: DeviceInfo | None = None
+        self.connect_error = ""
+        self.recovered = tuple(recovered)
+        self.today: Callable[[], dt.date] = today or dt.date.today
+        self.animate_alarms = animate_alarms
+        self.poll_interval_s = poll_interval_s
+        self.engine_factory: EngineFactory = engine_factory or default_engine_factory
+        self.session_screen: RunScreen | None = None
+        self.estops_requested = 0
+        self._connect_on_start = connect_on_start
+        self._owns_resources = owns_resources
+        self._closed = False
+        self._quit_asked_at: float | None = None
+        self._builtin_sim = device is not None and device.url.startswith(SIM_SCHEME)
+        self.set_reactive(EpmApp.simulated, self._builtin_sim)
+        # Only epm's themes are offered (the palette's theme switch lists these): each keeps
+        # the fixed alarm colours distinct (see ``theme``).
+        for theme in THEMES:
+            self.register_theme(theme)
+        self.theme = DEFAULT_THEME
+        ours = {theme.name for theme in THEMES}
+        for name in list(self.available_themes):
+            if name not in ours:
+                self.unregister_theme(name)
+
+    # --- state other screens read ----------------------------------------------------------
+
+    @property
+    def port(self) -> str:
+        return self.device.url if self.device is not None else ""
+
+    @property
+    def session_open(self) -> bool:
+        """A session exists and has not finished (or been refused)."""
+        engine = self.engine
+        return engine is not None and not engine.snapshot().finished
+
+    # --- start-up and the SIMULATOR marker on every screen -----------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        from controller.ui.screens.home import HomeScreen
+
+        return HomeScreen()
+
+    def on_mount(self) -> None:
+        self.screen_change_signal.subscribe(self, self._screen_changed)
+        self._screen_changed(self.screen)
+        if self.recovered:
+            ids = ", ".join(f"#{n}" for n in self.recovered)
+            self.notify(
+                f"{len(self.recovered)} session(s) were still open when epm last stopped "
+                f"(crash, kill or power loss) and are now recorded as interrupted: {ids}. "
+                "Check the client's course in Records (r).",
+                title="Interrupted sessions found",
+                severity="warning",
+                timeout=20,
+            )
+        if self._connect_on_start and self.device is not None:
+            self.connect_device()
+        elif self.device is None:
+            self.connection = "failed"
+            self.connect_error = "No device is configured: start epm with --port URL."
+
+    def _screen_changed(self, screen: Screen[Any]) -> None:
+        screen.call_later(self.ensure_sim_banner, screen)
+
+    def ensure_sim_banner(self, screen: Screen[Any]) -> None:
+        """Mount a :class:`SimBanner` on ``screen`` unless it has one (every screen gets one)."""
+        if isinstance(screen, CommandPalette) or not screen.is_attached:
+            return
+        if screen.query(SimBanner):
+            return
+        if isinstance(screen, ModalScreen):
+            screen.mount(SimBanner(docked=True))
+            return
+        first = next((c for c in screen.children if c.styles.dock in ("", "none")), None)
+        if first is not None:
+            screen.mount(SimBanner(), before=first)
+        else:
+            screen.mount(SimBanner())
+
+    # --- the device connection ------------------------------------------------------------
+
+    def connect_device(self) -> None:
+        """Connect (handshake) in a daemon thread; the result arrives as a message.
+
+        A daemon thread rather than a Textual worker: ``connect()`` blocks for up to its
+        handshake timeout and cannot poll cancellation, and it must never delay quitting.
+        """
+        device = self.device
+        if device is None or self._closed:
+            return
+        self.connection = "connecting"
+        self.connect_error = ""
+
+        def work() -> None:
+            try:
+                info = device.connect()
+            except Exception as exc:  # every failure becomes a plain message, never a traceback
+                self.post_message(DeviceConnectFailed(connect_failure_message(exc, device.url)))
+            else:
+                self.post_message(DeviceConnected(info))
+
+        threading.Thread(target=work, name="epm-ui-connect", daemon=True).start()
+
+    def on_device_connected(self, message: DeviceConnected) -> None:
+        info = message.info
+        self.device_info = info
+        self.connect_error = ""
+        self.device_serial = info.serial
+        self.simulated = self._builtin_sim or info.is_simulator
+        self.connection = "up"
+
+    def on_device_connect_failed(self, message: DeviceConnectFailed) -> None:
+        self.connect_error = message.message
+        self.connection = "failed"
+
+    # --- sessions ----------------------------------------------------------------------------
+
+    def start_session(self, plan: SessionPlan) -> SessionControl:
+        """Create the engine for ``plan``, listen to it, and run its ``start()`` (preflight)
+        in a daemon thread. Returns the engine at once (emergency stop works from now on)."""
+        if self.device is None:
+            raise RuntimeError("no device: connect one before starting a session")
+        engine = self.engine_factory(self.device, self.store, plan)
+        self.attach_engine(engine, plan)
+        start = cast(Callable[[], object], getattr(engine, "start"))  # noqa: B009
+
+        def work() -> None:
+            try:
+                start()
+            except Exception as exc:
+                self.post_message(EngineStartFinished(f"The session could not start: {exc}"))
+            else:
+                self.post_message(EngineStartFinished(None))
+
+        threading.Thread(target=work, name="epm-ui-session-start", daemon=True).start()
+        return engine
+
+    def attach_engine(self, engine: SessionControl, plan: SessionPlan | None) -> None:
+        """Make ``engine`` the app's session and listen to its notices."""
+        self.engine = engine
+        self.session_plan = plan
+        engine.add_listener(self.forward_notice)
+
+    def forward_notice(self, notice: SessionNotice) -> None:
+        """Runs on the engine's thread: only post (thread-safe), never touch widgets."""
+        self.post_message(SessionUpdate(notice))
+
+    def on_session_update(self, message: SessionUpdate) -> None:
+        screen = self.session_screen
+        if screen is not None and screen.is_attached:
+            screen.post_message(SessionUpdate(message.notice))
+
+    def on_engine_start_finished(self, message: EngineStartFinished) -> None:
+        screen = self.session_screen
+        if screen is not None and screen.is_attached:
+            screen.post_message(EngineStartFinished(message.error))
+
+    def finish_session(self, *, force: bool = False) -> None:
+        """Forget the finished session (the end screen calls this on its way home).
+
+        ``force`` forgets one whose ``start()`` raised (it never reached a final phase)."""
+        engine = self.engine
+        if engine is not None and not force and not engine.snapshot().finished:
+            return
+        self.engine = None
+        self.session_plan = None
+        self.session_screen = None
+        stop_engine(engine, "the session was closed on the end screen")
+
+    def return_home(self) -> None:
+        """Pop every screen above the home screen."""
+        from controller.ui.screens.home import HomeScreen
+
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, HomeScreen):
+            self.pop_screen()
+
+    # --- keys that work everywhere -------------------------------------------------------------
+
+    def action_emergency_stop(self) -> None:
+        """F12: ESTOP now, on this thread. Never confirmed; never queued behind anything."""
+        self.estops_requested += 1
+        engine = self.engine
+        if engine is not None:
+            engine.emergency_stop("operator")
+            self.notify("Emergency stop sent: output off.", title="E-STOP", severity="error")
+            return
+        device = self.device
+        if device is not None and self.device_info is not None:
+            sent = device.estop()
+            self.notify(
+                "Emergency stop sent to the device (no session was running). Clear its faults "
+                "on the Device screen (d) before the next session."
+                if sent
+                else "Emergency stop could not be sent: the device is not connected.",
+                title="E-STOP",
+                severity="error",
+            )
+            return
+        self.notify("No device is connected: there is no output to stop.", title="E-STOP")
+
+    async def action_quit(self) -> None:
+        engine = self.engine
+        if engine is not None:
+            snap = engine.snapshot()
+            if snap.phase in QUIT_REFUSED_PHASES:
+                self.notify(
+                    "A session is running: stop it first (s on the session screen), then quit.",
+                    title="Cannot quit now",
+                    severity="warning",
+                )
+                return
+            if not snap.finished:
+                now = time.monotonic()
+                if self._quit_asked_at is None or now - self._quit_asked_at > QUIT_CONFIRM_S:
+                    self._quit_asked_at = now
+                    self.notify(
+                        "A session is still open; it will be recorded as interrupted. "
+                        "Press ctrl+q again to quit anyway.",
+                        title="Quit?",
+                        severity="warning",
+                    )
+                    return
+        self.exit(0)
+
+    def action_help(self) -> None:
+        from controller.ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_new_session(self) -> None:
+        """Open the new-session screen (when a device is connected and no session is open)."""
+        from controller.ui.screens.new_session import NewSessionScreen
+
+        if self.session_open:
+            self.notify("A session is already open.", severity="warning")
+            return
+        self.finish_session()  # a finished one still on its end screen: done with it
+        if self.connection != "up" or self.device_info is None:
+            self.notify(
+                "The device is not connected: connect it first (c on the home screen).",
+                title="No device",
+                severity="warning",
+            )
+            return
+        self.return_home()
+        self.push_screen(NewSessionScreen())
+
+    # --- shutting down -------------------------------------------------------------------------
+
+    def close_resources(self) -> None:
+        """Close the engine and the device (ESTOP first if it delivers), and the store if this
+        app opened it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        engine, self.engine = self.engine, None
+        stop_engine(engine, "epm was closed")
+        if self.device is not None:
+            self.device.close()
+        if self._owns_resources:
+            self.store.close()
+
+    def on_unmount(self) -> None:
+        self.close_resources()
+
+
+#: How long closing waits for the engine to end a session before it sends ESTOP itself.
+ENGINE_SHUTDOWN_S = 3.0
+
+
+def stop_engine(engine: object, reason: str) -> None:
+    """End ``engine``'s thread (the real engine's ``shutdown``; a fake's ``close``)."""
+    if engine is None:
+        return
+    shutdown = getattr(engine, "shutdown", None)
+    if callable(shutdown):
+        shutdown(reason, timeout=ENGINE_SHUTDOWN_S)
+        return
+    close = getattr(engine, "close", None)
+    if callable(close):
+        close()
+
+
+def connect_failure_message(exc: BaseException, url: str) -> str:
+    """A connection failure in plain words with what to do (never a traceback)."""
+    from controller.link import LinkError
+
+    if isinstance(exc, LinkError):
+        return str(exc)
+    return (
+        f"Connecting to {url} failed: {exc.__class__.__name__}: {exc}. Check the port with "
+        "--port (or EPM_PORT), check the cable and that the device is on, then press c to retry."
+    )
+
+
+def create_app(
+    *,
+    port: str | None = None,
+    baud: int = 115200,
+    data_dir: str | Path | None = None,
+    library: str | Path | None = None,
+    sim_speed: float = 1.0,
+    practitioner: str | None = None,
+    engine_factory: EngineFactory | None = None,
+    store: RecordStore | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+    today: Callable[[], dt.date] | None = None,
+    animate_alarms: bool = True,
+    connect_on_start: bool = True,
+) -> EpmApp:
+    """Build the app the way ``epm`` runs it.
+
+    Opens the record store exclusively (unless one is given) and marks sessions left open by
+    an earlier process as interrupted; makes ``sim://`` openable and points the device client
+    at ``port``, ``$EPM_PORT`` or the built-in simulator. Raises the records' and the
+    library's clear errors (``StoreLockedError``, ``DataDirError``, ``FileNotFoundError``).
+    """
+    import getpass
+
+    import simulator
+    from protocols import bundled_library_path
+
+    library_path = Path(library).expanduser() if library else bundled_library_path()
+    if not library_path.is_dir():
+        raise FileNotFoundError(
+            f"the protocol library {library_path} is not a folder: give --library a folder of "
+            "protocol files (or leave it out for the bundled library)"
+        )
+    owns = store is None
+    if store is None:
+        kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        store = RecordStore.open(data_dir, exclusive=True, **kwargs)
+    try:
+        recovered = store.recover_interrupted()
+        simulator.register_url_handler()
+        url = resolve_port(port, sim_speed)
+        device = DeviceClient(url, baud, host_id="epm-ui", reconnect_timeout=None)
+        builtin = url == builtin_simulator_url(sim_speed)
+        if engine_factory is None and builtin and sim_speed != 1:
+            engine_factory = engine_factory_for(sim_speed)
+    except BaseException:
+        if owns:
+            store.close()
+        raise
+    name = practitioner or os.environ.get("EPM_PRACTITIONER", "").strip()
+    if not name:
+        try:
+            name = getpass.getuser()
+        except Exception:
+            name = ""
+    return EpmApp(
+        store=store,
+        device=device,
+        library_path=library_path,
+        practitioner=name,
+        engine_factory=engine_factory,
+        recovered=recovered,
+        today=today,
+        animate_alarms=animate_alarms,
+        connect_on_start=connect_on_start,
+        owns_resources=owns,
+    )

@@ -1,0 +1,251 @@
+"""The device screen: who the unit is, what it can do, its state, the link's counters, and
+reconnect / clear faults.
+
+Why: when something is off (a unit that faults, a flaky cable), the practitioner or a
+technician looks here first: the device's own status and error counters next to the host's
+link counters tell a cable problem from a device problem.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Header, Label, Static
+
+from controller.device import Capabilities, DeviceInfo, Status
+from controller.link import LinkHealth
+from controller.ui.widgets import formatting as fmt
+from controller.ui.widgets.footer import EpmFooter
+
+if TYPE_CHECKING:
+    from controller.ui.app import EpmApp
+
+
+def info_text(info: DeviceInfo | None, port: str) -> Text:
+    text = Text()
+    if info is None:
+        text.append("Not connected", style="bold")
+        text.append(f" ({port})")
+        return text
+    rows = (
+        ("Model", info.model),
+        ("Serial", info.serial + ("  (simulator)" if info.is_simulator else "")),
+        ("Firmware", info.firmware),
+        ("Protocol", f"v{info.proto_version}"),
+        ("Port", f"{info.url} at {info.baud} baud"),
+        ("Boot id", f"0x{info.boot_id:04X}"),
+    )
+    for n, (name, value) in enumerate(rows):
+        text.append(("\n" if n else "") + f"{name:<10}", style="bold")
+        text.append(value)
+    return text
+
+
+def capabilities_text(caps: Capabilities | None) -> Text:
+    text = Text()
+    if caps is None:
+        return text
+    rows = (
+        ("Amplitude", f"up to {fmt.volts(caps.max_amplitude_dv)}"),
+        ("Current", f"up to {fmt.milliamps(caps.max_current_ua)} r.m.s."),
+        ("Pulse", f"{caps.pulse_width_min_us}-{caps.pulse_width_max_us} µs"),
+        ("Rate", f"{caps.frequency_min_hz}-{caps.frequency_max_hz} Hz"),
+        ("Step", f"up to {fmt.clock(caps.max_step_ms)}"),
+        ("Waveforms", ", ".join(sorted(w.name.lower() for w in caps.waveforms))),
+        ("Telemetry", f"up to {caps.max_telemetry_hz} Hz"),
+    )
+    for n, (name, value) in enumerate(rows):
+        text.append(("\n" if n else "") + f"{name:<10}", style="bold")
+        text.append(value)
+    return text
+
+
+def status_text(status: Status | None, error: str = "") -> Text:
+    text = Text()
+    if error:
+        text.append(error)
+        return text
+    if status is None:
+        text.append("Not read yet (u reads it).", style="dim")
+        return text
+    faults = ", ".join(status.faults.names()) if status.faults else "none"
+    rows = (
+        ("State", status.state.name),
+        ("Faults", faults),
+        ("Handpiece", status.handpiece.name.replace("_", " ").lower()),
+        (
+            "Step",
+            f"id {status.step_id}: {fmt.elapsed(status.step_elapsed_ms)} of "
+            f"{fmt.clock(status.step_duration_ms)}",
+        ),
+        ("Setpoint", fmt.volts(status.amplitude_dv)),
+        ("Device rx", f"CRC errors {status.rx_crc_errors}, frame errors {status.rx_frame_errors}"),
+    )
+    for n, (name, value) in enumerate(rows):
+        text.append(("\n" if n else "") + f"{name:<10}", style="bold")
+        text.append(value, style="bold reverse" if name == "Faults" and status.faults else "")
+    return text
+
+
+def health_text(health: LinkHealth | None) -> Text:
+    text = Text()
+    if health is None:
+        return Text("No link.", style="dim")
+    rtt = (
+        f"p50 {health.rtt_p50_ms:.1f} ms, p99 {health.rtt_p99_ms:.1f} ms"
+        if health.rtt_p50_ms is not None and health.rtt_p99_ms is not None
+        else "--"
+    )
+    rows = (
+        ("State", str(health.state)),
+        (
+            "Requests",
+            f"{health.requests_sent} sent, {health.replies_received} replies, "
+            f"{health.retransmissions} retransmitted, {health.requests_given_up} lost",
+        ),
+        ("RTT", rtt),
+        (
+            "Frames",
+            f"{health.frames_received} received, {health.frames_dropped} dropped "
+            f"(CRC {health.crc_errors}, COBS {health.cobs_errors})",
+        ),
+        ("Telemetry", f"{health.telemetry_received} received, {health.telemetry_lost} lost"),
+        (
+            "Link",
+            f"{health.link_losses} losses, {health.reconnects} reconnects, "
+            f"{health.device_restarts} device restarts, {health.estops_sent} ESTOPs",
+        ),
+    )
+    for n, (name, value) in enumerate(rows):
+        text.append(("\n" if n else "") + f"{name:<10}", style="bold")
+        text.append(value)
+    return text
+
+
+class DeviceScreen(Screen[None]):
+    """Info, capabilities, status (read on entry and with u) and link health (live)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("u", "read_status", "Read status"),
+        Binding("c", "reconnect", "Reconnect"),
+        Binding("f", "clear_faults", "Clear faults"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status: Status | None = None
+        self.status_error = ""
+        self._reading = False
+
+    @property
+    def epm(self) -> EpmApp:
+        return cast("EpmApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="device-body"):
+            with Horizontal(classes="device-row"):
+                with VerticalScroll(classes="device-box"):
+                    yield Label("Device", classes="section-title")
+                    yield Static("", id="dev-info")
+                with VerticalScroll(classes="device-box"):
+                    yield Label("Capabilities", classes="section-title")
+                    yield Static("", id="dev-caps")
+            with Horizontal(classes="device-row"):
+                with VerticalScroll(classes="device-box"):
+                    yield Label("Status (from the device)", classes="section-title")
+                    yield Static("", id="dev-status")
+                with VerticalScroll(classes="device-box"):
+                    yield Label("Link health (host counters)", classes="section-title")
+                    yield Static("", id="dev-health")
+        yield EpmFooter()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Device"
+        self.watch(self.epm, "connection", self._connection_changed, init=True)
+        self.set_interval(self.epm.poll_interval_s, self.refresh_view)
+
+    def _connection_changed(self, state: str) -> None:
+        self.refresh_view()
+        self.refresh_bindings()
+        if state == "up":
+            self.action_read_status()
+
+    def refresh_view(self) -> None:
+        app = self.epm
+        info = app.device_info if app.connection == "up" else None
+        self.query_one("#dev-info", Static).update(
+            info_text(info, app.port)
+            if app.connection != "failed"
+            else Text(app.connect_error or "Not connected.")
+        )
+        self.query_one("#dev-caps", Static).update(
+            capabilities_text(info.capabilities if info else None)
+        )
+        self.query_one("#dev-status", Static).update(status_text(self.status, self.status_error))
+        device = app.device
+        health = device.health() if device is not None and app.connection == "up" else None
+        self.query_one("#dev-health", Static).update(health_text(health))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        app = self.epm
+        if action == "read_status":
+            return True if app.connection == "up" and not self._reading else None
+        if action == "reconnect":
+            return True if not app.session_open and app.connection != "connecting" else None
+        if action == "clear_faults":
+            faulted = self.status is not None and bool(self.status.faults)
+            return True if faulted and app.connection == "up" and not app.session_open else None
+        return True
+
+    def run_request(self, what: str, request: str) -> None:
+        """Run one device request in a daemon thread; the result comes back via call_later."""
+        app = self.epm
+        device = app.device
+        if device is None or self._reading:
+            return
+        self._reading = True
+        self.refresh_bindings()
+
+        def work() -> None:
+            status: Status | None = None
+            error = ""
+            try:
+                if request == "clear_faults":
+                    device.clear_faults()
+                status = device.status()
+            except Exception as exc:  # shown in the status box, never a traceback
+                error = f"{what} failed: {exc}"
+            app.call_later(self._request_done, status, error)  # thread-safe: posts a message
+
+        threading.Thread(target=work, name=f"epm-ui-{request}", daemon=True).start()
+
+    def _request_done(self, status: Status | None, error: str) -> None:
+        self._reading = False
+        if status is not None:
+            self.status = status
+        self.status_error = error
+        if self.is_attached:
+            self.refresh_view()
+            self.refresh_bindings()
+
+    def action_read_status(self) -> None:
+        self.run_request("Reading the status", "status")
+
+    def action_clear_faults(self) -> None:
+        self.run_request("Clearing faults", "clear_faults")
+
+    def action_reconnect(self) -> None:
+        self.status = None
+        self.status_error = ""
+        self.epm.connect_device()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,1 @@
+"""Widgets and modals of the practitioner's screens, one component per file."""

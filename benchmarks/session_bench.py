@@ -135,7 +135,7 @@ def _output_on_seen(snap: SessionSnapshot) -> bool:
     )
 
 
-class _WriteClock:
+class WriteClock:
     """Wraps the open port's ``write``: when each frame finished going to the OS."""
 
     def __init__(self, port: Any) -> None:
@@ -149,7 +149,7 @@ class _WriteClock:
         return n
 
     def estop_written_after(self, t0: float) -> float | None:
-        for at, data in self.writes:
+        for at, data in list(self.writes):
             if at < t0:
                 continue
             for frame in FrameDecoder().feed(data):
@@ -189,7 +189,7 @@ def estop_latency(trials: int = TRIALS) -> dict[str, Any]:
             rate = pick_telemetry_rate(BAUD, info.capabilities.max_telemetry_hz)
             device.set_telemetry(rate)
             port = device.link._port  # the benchmark times the link's own writes
-            clock = _WriteClock(port)
+            clock = WriteClock(port)
             engine = SessionEngine(device, store, _plan(path), auto_confirm=True)
             engine.start()
             to_bytes: list[float] = []

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.session_bench import WriteClock
 from controller.device import DeviceClient
 from controller.link.health import percentile
 from controller.records import RecordStore
@@ -40,7 +41,6 @@ from controller.session.headless import checklist_answers
 from controller.session.model import Phase, SessionPlan
 from controller.ui.app import EpmApp
 from controller.ui.screens.run import RunScreen
-from controller.wire import FrameDecoder, decode_message
 from protocols import bundled_library_path, load_protocol
 
 BAUD = 921_600
@@ -78,33 +78,6 @@ steps:
 aftercare:
   - Do not wash the hair for 48 hours.
 """
-
-
-class _WriteClock:
-    """Wraps the open port's ``write``: when each frame finished going to the OS."""
-
-    def __init__(self, port: Any) -> None:
-        self.writes: list[tuple[float, bytes]] = []
-        self._write = port.write
-        port.write = self._timed
-
-    def _timed(self, data: bytes) -> int:
-        n = int(self._write(data))
-        self.writes.append((time.perf_counter(), bytes(data)))
-        return n
-
-    def estop_written_after(self, t0: float) -> float | None:
-        for at, data in list(self.writes):
-            if at < t0:
-                continue
-            for frame in FrameDecoder().feed(data):
-                try:
-                    msg = decode_message(frame)
-                except Exception:
-                    continue
-                if type(msg).__name__ == "Estop":
-                    return at
-        return None
 
 
 def _stats_ms(values: list[float]) -> dict[str, float]:
@@ -230,7 +203,7 @@ def run() -> dict[str, Any]:
                 "screen_ticks_per_s": round((screen.ticks - ticks0) / LAG_SECONDS, 1),
             }
             port = device.link._port  # the benchmark times the link's own writes
-            clock = _WriteClock(port)
+            clock = WriteClock(port)
             latencies: list[float] = []
             for _ in range(ESTOP_TRIALS):
                 clock.writes.clear()

@@ -188,16 +188,20 @@ def run() -> dict[str, Any]:
             )
             await asyncio.to_thread(device.set_telemetry, TELEMETRY_HZ)
             await asyncio.sleep(0.5)  # the rate change reaches the screen's drain
-            received0 = device.health().telemetry_received
+            health0 = device.health()
             drained0, dropped0 = screen.frames_drained, device.telemetry_dropped
             ticks0 = screen.ticks
             lateness = await _measure_lag(LAG_SECONDS)
-            received = device.health().telemetry_received - received0
+            health = device.health()
+            received = health.telemetry_received - health0.telemetry_received
             results["event_loop_lag"] = {
                 **_stats_ms(lateness),
                 "target_p99_ms": 50,
                 "telemetry_hz_measured": round(received / LAG_SECONDS),
                 "frames_received": received,
+                # Frames the device sent that never arrived (dseq gaps): tells a slow sender
+                # (fewer frames, none lost) from a lossy link.
+                "frames_lost_on_link": health.telemetry_lost - health0.telemetry_lost,
                 "frames_drained_by_screen": screen.frames_drained - drained0,
                 "frames_dropped_from_buffer": device.telemetry_dropped - dropped0,
                 "screen_ticks_per_s": round((screen.ticks - ticks0) / LAG_SECONDS, 1),

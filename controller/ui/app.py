@@ -270,12 +270,18 @@ class EpmApp(App[int]):
         threading.Thread(target=work, name="epm-ui-connect", daemon=True).start()
 
     def on_device_connected(self, message: DeviceConnected) -> None:
-        info = message.info
-        self.device_info = info
         self.connect_error = ""
+        self.adopt_device_info(message.info)
+        self.connection = "up"
+
+    def adopt_device_info(self, info: DeviceInfo) -> None:
+        """Take the device's identity from its latest handshake (also after a reconnection,
+        which may have found another unit): the SIMULATOR marker follows the serial."""
+        if info == self.device_info:
+            return
+        self.device_info = info
         self.device_serial = info.serial
         self.simulated = self._builtin_sim or info.is_simulator
-        self.connection = "up"
 
     def on_device_connect_failed(self, message: DeviceConnectFailed) -> None:
         self.connect_error = message.message

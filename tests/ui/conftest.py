@@ -94,7 +94,7 @@ async def settle(pilot: Pilot[Any], timeout: float = 10.0) -> None:
     await asyncio.sleep(0)
 
 
-async def press(pilot: Pilot[Any], *keys: str, gap: float = 0.01) -> None:
+async def press(pilot: Pilot[Any], *keys: str, gap: float = 0.0) -> None:
     """Press ``keys`` like ``pilot.press``, without its wait for an idle CPU.
 
     ``pilot.press`` waits (up to 1 s per key, twice) until the process's CPU time stops
@@ -196,6 +196,7 @@ class FixedDevice:
         self.connected = threading.Event()
         #: When set, ``connect()`` waits for it (the home screen's "connecting…").
         self.gate: threading.Event | None = None
+        self.info: DeviceInfo | None = None
 
     def connect(self) -> DeviceInfo:
         self.connects += 1
@@ -204,7 +205,8 @@ class FixedDevice:
         if self.fail_with is not None:
             raise self.fail_with
         self.connected.set()
-        return device_info(self.serial, self.url)
+        self.info = device_info(self.serial, self.url)
+        return self.info
 
     def health(self) -> LinkHealth:
         return link_health()

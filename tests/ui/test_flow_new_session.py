@@ -82,17 +82,18 @@ async def test_wizard_checks_each_page_and_builds_the_plan(store: RecordStore) -
             if i.kind is not ItemKind.NOTE
         ]
         await press(pilot, "y")
-        status = str(screen.query_one("#checklist-status").render())
-        assert "Blocks the session" in status and "Contraindication present" in status
+
+        def status() -> str:
+            return str(screen.query_one("#checklist-status").render())
+
+        await wait_for(pilot, lambda: "Blocks the session" in status())
+        assert "Contraindication present" in status()
         await press(pilot, "ctrl+n")
         await wait_for(pilot, lambda: "does not allow" in problem(screen))
         await press(pilot, "up")
         answers = ["n" if i.kind is ItemKind.CONTRAINDICATION else "y" for i in items]
         await press(pilot, *answers)
-        await wait_for(
-            pilot,
-            lambda: "allows the session" in str(screen.query_one("#checklist-status").render()),
-        )
+        await wait_for(pilot, lambda: "allows the session" in status())
         await press(pilot, "ctrl+n")
         await wait_for(pilot, lambda: screen.page == 4, what="review page")
         assert "Ready." in str(screen.query_one("#review").render())

@@ -137,6 +137,13 @@ async def contact_loss_shows_hold_then_the_alarm(
     await wait_for(pilot, lambda: run.snapshot.phase is Phase.HOLD, what="HOLD after contact loss")
     progress = run.query_one(ZoneProgress)
     await wait_for(pilot, lambda: progress.has_class("-frozen"))
+    # Read the frozen time from a frame the device sent while holding (frames sent just
+    # before the hold may still arrive after the phase changed).
+    await wait_for(
+        pilot,
+        lambda: run.snapshot.live is not None and run.snapshot.live.device_state == "HOLD",
+        what="telemetry in HOLD",
+    )
     frozen = run.snapshot.zone_delivered_ms
     assert "HOLD" in str(run.query_one("#instruction").render())
     assert "FROZEN" in str(progress.query_one("#countdown-label").render())

@@ -80,10 +80,16 @@ async def test_keys_are_enabled_exactly_as_the_snapshot_allows(store: RecordStor
                 assert pause_shown.binding.action == "pause"
                 assert pause_shown.enabled is (Action.PAUSE in allowed)
             assert screen.active_bindings["f12"].enabled  # emergency stop: always
-            footer_keys = {key.key: key for key in screen.query("FooterKey")}
-            assert footer_keys["f12"].has_class("-estop")
-            for key, action in (("s", Action.STOP), ("a", Action.ACKNOWLEDGE)):
-                assert footer_keys[key].has_class("-disabled") is (action not in allowed)
+            # The footer follows (it is told after the screen's next refresh).
+
+            def footer_matches(allowed: frozenset[Action] = allowed) -> bool:
+                keys = {key.key: key for key in screen.query("FooterKey")}
+                return keys["f12"].has_class("-estop") and all(
+                    keys[key].has_class("-disabled") is (action not in allowed)
+                    for key, action in (("s", Action.STOP), ("a", Action.ACKNOWLEDGE))
+                )
+
+            await wait_for(pilot, footer_matches, what=f"footer keys in {phase}")
 
 
 async def test_each_key_sends_its_request_and_disabled_keys_send_nothing(

@@ -76,6 +76,8 @@ class HomeScreen(Screen[None]):
             health = device.health()
             if device.handpiece is not None:
                 handpiece = device.handpiece.name
+            if device.info is not None:
+                app.adopt_device_info(device.info)  # a reconnection may have found another
         return DeviceStatusView(
             state=app.connection,
             port=app.port,

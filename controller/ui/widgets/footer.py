@@ -135,7 +135,9 @@ class EpmFooter(Footer):
             with HorizontalGroup():
                 for index in row:
                     binding, enabled, tooltip = entries[index]
-                    classes = "-estop" if binding.action == ESTOP_ACTION else ""
+                    # Compact from the start (no data binding: a bound ``compact`` restyles
+                    # every key once more at mount, which costs more than the footer itself).
+                    classes = "-compact -estop" if binding.action == ESTOP_ACTION else "-compact"
                     yield FooterKey(
                         binding.key,
                         displays[index],
@@ -144,4 +146,4 @@ class EpmFooter(Footer):
                         disabled=not enabled,
                         tooltip=tooltip or binding.description,
                         classes=classes,
-                    ).data_bind(compact=Footer.compact)
+                    )

@@ -49,16 +49,21 @@ class StepList(Static):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
-        self._shown: tuple[tuple[StepView, ...], int | None] | None = None
+        self._shown: tuple[Text, int | None] | None = None
 
     def show(self, steps: tuple[StepView, ...], current: int | None) -> bool:
-        """Show the steps; True when the current step changed (the caller may scroll)."""
-        key = (steps, current)
+        """Show the steps; True when the current step changed (the caller may scroll).
+
+        Redrawn only when the text changes (delivered times are shown in whole seconds, so
+        the 20 Hz refresh redraws this list about once a second, not every tick).
+        """
+        text = step_lines(steps, current)
+        key = (text, current)
         if key == self._shown:
             return False
         moved = self._shown is None or self._shown[1] != current
-        same_size = self._shown is not None and len(self._shown[0]) == len(steps)
+        same_size = self._shown is not None and len(self._shown[0].plain.splitlines()) == len(steps)
         self._shown = key
         # One line per step: only a different number of steps changes the size.
-        self.update(step_lines(steps, current), layout=not same_size)
+        self.update(text, layout=not same_size)
         return moved

@@ -15,6 +15,18 @@ from textual.widgets import Digits, Label, ProgressBar
 from controller.session.model import Phase, SessionSnapshot
 from controller.ui.widgets import formatting as fmt
 
+#: Bars move in steps of 1/BAR_STEPS of their length (finer than a terminal cell), so the
+#: 20 Hz refresh redraws a bar only when it visibly moves.
+BAR_STEPS = 400
+
+
+def bar_position(done: int, total: int) -> tuple[int, int]:
+    """``(total, progress)`` for a ProgressBar, progress rounded down to 1/BAR_STEPS."""
+    total = max(1, total)
+    done = max(0, min(total, done))
+    return BAR_STEPS, done * BAR_STEPS // total
+
+
 #: Phases in which the device holds the zone's time still, with the reason shown under it.
 FROZEN_PHASES: dict[Phase, str] = {
     Phase.HOLD: "FROZEN: hold",
@@ -122,7 +134,7 @@ class ZoneProgress(Widget):
             zone_text, zone_total, zone_done = "No step active", 1, 0
         if self._shown.changed("zone-label", zone_text):
             self.query_one("#zone-label", Label).update(zone_text, layout=False)
-        zone_bar = (zone_total, max(0, min(zone_total, zone_done)))
+        zone_bar = bar_position(zone_done, zone_total)
         if self._shown.changed("zone-bar", zone_bar):
             self.query_one("#zone-bar", ProgressBar).update(total=zone_bar[0], progress=zone_bar[1])
         session_total = max(1, snap.session_planned_ms)
@@ -132,7 +144,7 @@ class ZoneProgress(Widget):
         )
         if self._shown.changed("session-label", session_text):
             self.query_one("#session-label", Label).update(session_text, layout=False)
-        session_bar = (session_total, max(0, min(session_total, snap.session_delivered_ms)))
+        session_bar = bar_position(snap.session_delivered_ms, session_total)
         if self._shown.changed("session-bar", session_bar):
             self.query_one("#session-bar", ProgressBar).update(
                 total=session_bar[0], progress=session_bar[1]

@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "controller.wire": set(),
     "controller.link": {"controller.wire"},
     "controller.device": {"controller.link", "controller.wire"},
-    "controller.records": {"protocols"},
+    "controller.records": {"protocols", "controller.wire"},  # the SIM- prefix, defined once
     "controller.session": {
         "controller.device",
         "controller.link",

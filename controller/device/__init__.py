@@ -9,10 +9,12 @@ from controller.device.errors import (
     LinkError,
     LinkLost,
     NotConnected,
+    OtherUnit,
     OutcomeUnknown,
+    StaleCommand,
     TelemetryRateTooHigh,
 )
-from controller.device.events import DeviceEvent, DeviceEventKind, EventQueue
+from controller.device.events import DeviceEvent, DeviceEventKind
 from controller.device.info import Capabilities, DeviceInfo, DeviceProtocolError, Status
 from controller.device.limits import (
     LimitRefusal,
@@ -34,14 +36,15 @@ __all__ = [
     "DeviceProtocolError",
     "DeviceRefused",
     "EventListener",
-    "EventQueue",
     "LimitRefusal",
     "LimitsExceeded",
     "LinkClosed",
     "LinkError",
     "LinkLost",
     "NotConnected",
+    "OtherUnit",
     "OutcomeUnknown",
+    "StaleCommand",
     "Status",
     "StepValues",
     "TelemetryBuffer",

@@ -2,9 +2,15 @@
 
 It owns a :class:`~controller.link.Link`, turns replies into typed results or exceptions
 (:class:`DeviceRefused` for a NAK, with the field and the reason), checks every step against
-the device's capabilities before sending it, and keeps three things the UI reads at its own
-pace: the latest telemetry, a bounded telemetry buffer, and an event queue. Listeners run on
-the link's reader thread for callers that must react within milliseconds.
+the device's capabilities before sending it, and keeps what the UI reads at its own pace: the
+latest telemetry and a bounded telemetry buffer. Listeners run on the link's dispatch thread
+(``epm-link-dispatch``), in the order things happened, for callers that must react within
+milliseconds.
+
+Above the link it keeps what must outlive one :class:`~controller.link.Link` (a manual
+reconnect builds a new one): the pinned unit, the connection epoch and the seq numbering
+(:class:`~controller.link.Continuity`). The commands bound to a connection (START, RESUME,
+SET_AMPLITUDE, CONFIGURE_STEP, CLEAR_FAULTS) take the ``epoch`` they were decided on.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from controller.device.errors import (
     NotConnected,
     TelemetryRateTooHigh,
 )
-from controller.device.events import DeviceEvent, EventQueue, from_link_event, from_wire_event
+from controller.device.events import DeviceEvent, from_link_event, from_wire_event
 from controller.device.info import DeviceInfo, Status
 from controller.device.limits import (
     LimitRefusal,
@@ -31,8 +37,10 @@ from controller.device.limits import (
 )
 from controller.device.telemetry import DEFAULT_CAPACITY, TelemetryBuffer
 from controller.link.events import LinkEvent, LinkEventKind
-from controller.link.health import LinkHealth, LinkState
+from controller.link.health import LinkHealth
+from controller.link.identity import Continuity, DeviceIdentity
 from controller.link.link import Link
+from controller.link.states import LinkState
 from controller.link.timing import DEFAULT_BAUD, max_telemetry_rate
 from controller.wire import messages as wire
 from controller.wire.constants import EventCode, Handpiece, MsgType, State
@@ -60,7 +68,6 @@ class DeviceClient:
         reconnect_timeout: float | None = None,
         backoff: tuple[float, float] = (0.1, 2.0),
         telemetry_capacity: int = DEFAULT_CAPACITY,
-        event_capacity: int = 1024,
     ) -> None:
         self.url = url
         self.baud = baud
@@ -68,18 +75,17 @@ class DeviceClient:
         self._handshake_timeout = handshake_timeout
         self._reconnect_timeout = reconnect_timeout
         self._backoff = backoff
-        self._link = self._new_link()
+        self._link = self._new_link(None)
         self._info: DeviceInfo | None = None
         self._handpiece: Handpiece | None = None
         self._step: StepValues | None = None
         self._buffer = TelemetryBuffer(telemetry_capacity)
-        self._events = EventQueue(event_capacity)
         self._listeners: tuple[EventListener, ...] = ()
         self._telemetry_listeners: tuple[TelemetryListener, ...] = ()
         self._listener_lock = threading.Lock()
         self.listener_errors = 0
 
-    def _new_link(self) -> Link:
+    def _new_link(self, continuity: Continuity | None) -> Link:
         return Link(
             self.url,
             self.baud,
@@ -89,21 +95,23 @@ class DeviceClient:
             reconnect_timeout=self._reconnect_timeout,
             backoff_initial=self._backoff[0],
             backoff_max=self._backoff[1],
+            continuity=continuity,
         )
 
     # --- connection ----------------------------------------------------------------------
 
     def connect(self) -> DeviceInfo:
-        """Open the port and handshake. Raises the link's clear errors (PortBusy, ...)."""
-        if self._link.was_opened:
-            self._link.close()
-            self._link = self._new_link()
-        handshake = self._link.open()
-        return self._adopt(handshake.hello, handshake.status)
+        """Open the port and handshake. Raises the link's clear errors (PortBusy, ...).
 
-    def hello(self) -> DeviceInfo:
-        """Handshake again (HELLO + GET_STATUS). In an active state this latches WATCHDOG."""
-        handshake = self._link.hello()
+        Connecting again (a manual reconnect) builds a new link that carries the pinned unit,
+        the epoch and the seq numbering over: another unit answering raises
+        :class:`~controller.link.OtherUnit` naming both serials and is not adopted.
+        """
+        if self._link.was_opened:
+            continuity = self._link.continuity()
+            self._link.close()
+            self._link = self._new_link(continuity)
+        handshake = self._link.open()
         return self._adopt(handshake.hello, handshake.status)
 
     def close(self) -> None:
@@ -134,6 +142,38 @@ class DeviceClient:
     @property
     def link(self) -> Link:
         return self._link
+
+    @property
+    def epoch(self) -> int:
+        """The link's connection epoch now. A decision's epoch comes from the events it was
+        made on (``DeviceEvent.epoch``), not from here: this is the link's present."""
+        return self._link.epoch
+
+    @property
+    def identity(self) -> DeviceIdentity | None:
+        """The pinned unit (model, serial, boot_id) the link accepts after a reconnect."""
+        return self._link.identity
+
+    def other_unit(self) -> DeviceInfo | None:
+        """The other unit that answered after a reconnect and waits for the operator."""
+        found = self._link.other_unit
+        if found is None or found[1] is None:
+            return None
+        return DeviceInfo.from_hello(found[1], self.url, self.baud)
+
+    def adopt_other_unit(self) -> DeviceInfo:
+        """Use the other unit from now on (the operator confirmed; never with a session)."""
+        hello = self._link.adopt_other_unit()
+        return self._adopt(hello, self._link.last_status)
+
+    def acknowledge_restart(self) -> None:
+        """The operator acknowledged a device restart: its new ``boot_id`` is kept."""
+        self._link.acknowledge_restart()
+
+    def checkin(self) -> None:
+        """The session's supervision is alive (at least every 100 ms while the device is
+        active); without it the link lets the device's watchdog turn output off."""
+        self._link.checkin()
 
     @property
     def link_state(self) -> LinkState:
@@ -173,24 +213,9 @@ class DeviceClient:
         """Frames dropped from the buffer because it was full (the UI fell behind)."""
         return self._buffer.dropped
 
-    def events(self) -> list[DeviceEvent]:
-        """All queued events, oldest first, without waiting."""
-        return self._events.drain()
-
-    def next_event(self, timeout: float | None = None) -> DeviceEvent | None:
-        """The oldest queued event, waiting up to ``timeout`` s; None if none came."""
-        return self._events.get(timeout)
-
-    @property
-    def events_dropped(self) -> int:
-        return self._events.dropped
-
     def add_listener(self, callback: EventListener) -> Callable[[], None]:
-        """Call ``callback(event)`` on the link's thread for every event; returns an unsubscriber.
-
-        It must return quickly and must not make device requests (the reader thread would
-        wait for itself); hand such work to another thread.
-        """
+        """Call ``callback(event)`` on the link's dispatch thread for every event; returns an
+        unsubscriber. It should return quickly: a slow one delays later deliveries."""
         with self._listener_lock:
             self._listeners = (*self._listeners, callback)
 
@@ -201,7 +226,7 @@ class DeviceClient:
         return remove
 
     def add_telemetry_listener(self, callback: TelemetryListener) -> Callable[[], None]:
-        """Call ``callback(telemetry)`` on the reader thread for every frame."""
+        """Call ``callback(telemetry)`` on the link's dispatch thread for every frame."""
         with self._listener_lock:
             self._telemetry_listeners = (*self._telemetry_listeners, callback)
 
@@ -240,8 +265,8 @@ class DeviceClient:
         """Reasons the connected device would refuse ``values`` (empty: it accepts them)."""
         return check_step(values, self.current_info())
 
-    def configure_step(self, values: StepValues) -> None:
-        """Check ``values`` against the device, then send CONFIGURE_STEP.
+    def configure_step(self, values: StepValues, *, epoch: int) -> None:
+        """Check ``values`` against the device, then send CONFIGURE_STEP (epoch-bound).
 
         Raises :class:`LimitsExceeded` (nothing sent) listing every broken limit, or
         :class:`DeviceRefused` if the device still says no.
@@ -249,52 +274,69 @@ class DeviceClient:
         refusals = self.check_step(values)
         if refusals:
             raise LimitsExceeded(MsgType.CONFIGURE_STEP, refusals)
-        self._ack(MsgType.CONFIGURE_STEP, to_wire(values), step=values)
+        self._ack(MsgType.CONFIGURE_STEP, to_wire(values), step=values, epoch=epoch)
         self._step = values
 
-    def start(self) -> None:
-        """START; :class:`OutcomeUnknown` if the link is lost before the reply."""
-        self._ack(MsgType.START, wire.Start())
+    def start(self, *, epoch: int) -> None:
+        """START (epoch-bound); :class:`OutcomeUnknown` if the link is lost before the reply."""
+        self._ack(MsgType.START, wire.Start(), epoch=epoch)
 
     def pause(self) -> None:
+        """PAUSE: never refused as stale, it acts on whatever is delivering now."""
         self._ack(MsgType.PAUSE, wire.Pause())
 
-    def resume(self) -> None:
-        """RESUME; :class:`OutcomeUnknown` if the link is lost before the reply."""
-        self._ack(MsgType.RESUME, wire.Resume())
+    def resume(self, *, epoch: int) -> None:
+        """RESUME (epoch-bound); :class:`OutcomeUnknown` if the link is lost before the reply."""
+        self._ack(MsgType.RESUME, wire.Resume(), epoch=epoch)
 
     def stop(self) -> None:
+        """STOP: never refused as stale, it acts on whatever is delivering now."""
         self._ack(MsgType.STOP, wire.Stop())
 
-    def clear_faults(self) -> None:
-        self._ack(MsgType.CLEAR_FAULTS, wire.ClearFaults())
+    def clear_faults(self, *, epoch: int) -> None:
+        """CLEAR_FAULTS (epoch-bound: one decided before an ESTOP never clears its latch)."""
+        self._ack(MsgType.CLEAR_FAULTS, wire.ClearFaults(), epoch=epoch)
 
-    def set_amplitude(self, amplitude_dv: int) -> None:
-        """SET_AMPLITUDE in 0.1 V; refused locally above the configured step's ceiling."""
+    def set_amplitude(self, amplitude_dv: int, *, epoch: int) -> None:
+        """SET_AMPLITUDE in 0.1 V (epoch-bound); refused locally below 0.1 V or above the
+        configured step's ceiling, naming that limit."""
         step = self._step
         ceiling = step.amplitude_max_dv if step is not None else None
-        if amplitude_dv < 1 or (ceiling is not None and amplitude_dv > ceiling):
-            limit = f"the step's amplitude_max of {ceiling / 10:.1f} V" if ceiling else "0.1 V"
-            raise LimitsExceeded(
-                MsgType.SET_AMPLITUDE,
-                [
-                    LimitRefusal(
-                        "amplitude_dv",
-                        1,
-                        "amplitude_max_dv",
-                        amplitude_dv,
-                        f"amplitude {amplitude_dv / 10:.1f} V is outside 0.1 V..{limit}",
-                    )
-                ],
+        refusal = None
+        if amplitude_dv < 1:
+            refusal = LimitRefusal(
+                "amplitude_dv",
+                1,
+                "amplitude_min",
+                amplitude_dv,
+                f"amplitude {amplitude_dv / 10:.1f} V is below the device's minimum of 0.1 V",
             )
-        self._ack(MsgType.SET_AMPLITUDE, wire.SetAmplitude(amplitude_dv))
+        elif ceiling is not None and amplitude_dv > ceiling:
+            refusal = LimitRefusal(
+                "amplitude_dv",
+                1,
+                "amplitude_max_dv",
+                amplitude_dv,
+                f"amplitude {amplitude_dv / 10:.1f} V is above the step's amplitude_max of "
+                f"{ceiling / 10:.1f} V",
+            )
+        if refusal is not None:
+            raise LimitsExceeded(MsgType.SET_AMPLITUDE, [refusal])
+        self._ack(MsgType.SET_AMPLITUDE, wire.SetAmplitude(amplitude_dv), epoch=epoch)
 
     def estop(self) -> bool:
         """Emergency stop, ahead of everything; never raises. True if its bytes went out."""
         return self._link.estop()
 
-    def _ack(self, cmd: MsgType, msg: wire.Message, *, step: StepValues | None = None) -> None:
-        reply = self._link.request(msg)
+    def _ack(
+        self,
+        cmd: MsgType,
+        msg: wire.Message,
+        *,
+        step: StepValues | None = None,
+        epoch: int | None = None,
+    ) -> None:
+        reply = self._link.request(msg, epoch=epoch)
         if isinstance(reply, wire.Ack):
             return
         raise self._refused(cmd, reply, step=step)
@@ -310,7 +352,7 @@ class DeviceClient:
         )
         return DeviceRefused(cmd, reply.code, reply.detail, message)
 
-    # --- LinkListener (runs on the link's threads) --------------------------------------
+    # --- LinkListener (runs on the link's dispatch thread) ------------------------------
 
     def on_telemetry(self, telemetry: wire.Telemetry) -> None:
         self._buffer.append(telemetry)
@@ -333,17 +375,19 @@ class DeviceClient:
         status: Status | None = None
         try:
             if event.hello is not None:
-                info = self._adopt(event.hello, event.status)
+                if event.kind is LinkEventKind.UNIT_CHANGED:  # another unit: never adopted here
+                    info = DeviceInfo.from_hello(event.hello, self.url, self.baud)
+                else:
+                    info = self._adopt(event.hello, event.status)
             if event.status is not None:
                 status = Status.from_wire(event.status)
         except ValueError:
             log.exception("undecodable device data in %s", event.kind)
-        if event.kind is LinkEventKind.DEVICE_RESTARTED:
+        if event.kind in (LinkEventKind.DEVICE_RESTARTED, LinkEventKind.UNIT_CHANGED):
             self._step = None
         self._publish(from_link_event(event, info, status))
 
     def _publish(self, event: DeviceEvent) -> None:
-        self._events.put(event)
         for callback in self._listeners:
             try:
                 callback(event)

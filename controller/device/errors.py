@@ -9,7 +9,14 @@ Link trouble surfaces as the link's own :class:`~controller.link.LinkLost` and
 from __future__ import annotations
 
 from controller.device.limits import LimitRefusal
-from controller.link.errors import LinkClosed, LinkError, LinkLost, OutcomeUnknown
+from controller.link.errors import (
+    LinkClosed,
+    LinkError,
+    LinkLost,
+    OtherUnit,
+    OutcomeUnknown,
+    StaleCommand,
+)
 from controller.wire.constants import MsgType, NakCode
 
 __all__ = [
@@ -20,7 +27,9 @@ __all__ = [
     "LinkError",
     "LinkLost",
     "NotConnected",
+    "OtherUnit",
     "OutcomeUnknown",
+    "StaleCommand",
     "TelemetryRateTooHigh",
 ]
 

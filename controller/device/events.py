@@ -1,22 +1,22 @@
 """Typed device events: the device's EVENT frames and what the link noticed, in one stream.
 
-The session engine and the UI consume one queue of :class:`DeviceEvent`. Device events are
-decoded into names and enums (old/new state, fault bits, contact, handpiece); link events
-(lost, reconnected, device restarted, dseq gap, outcome unknown, ...) carry a plain message
-and, where relevant, fresh :class:`DeviceInfo` and :class:`Status`.
+Listeners of the device client receive :class:`DeviceEvent` objects in the order things
+happened. Device events are decoded into names and enums (old/new state, fault bits, contact,
+handpiece); link events (lost, reconnected, device restarted, another unit, dseq gap, outcome
+unknown, ...) carry a plain message, the connection ``epoch`` right after them and, where
+relevant, fresh :class:`DeviceInfo` and :class:`Status`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
 from controller.device.info import DeviceInfo, Status
 from controller.link.events import LinkEvent
+from controller.link.identity import DeviceIdentity
 from controller.wire.constants import Contact, EventCode, Fault, Handpiece, MsgType, State
 from controller.wire.messages import Event
 
@@ -41,8 +41,12 @@ class DeviceEventKind(StrEnum):
     DSEQ_GAP = "dseq_gap"
     STATUS_REFRESHED = "status_refreshed"
     OUTCOME_UNKNOWN = "outcome_unknown"
+    ESTOP_SENT = "estop_sent"
     ESTOP_CONFIRMED = "estop_confirmed"
     ESTOP_UNCONFIRMED = "estop_unconfirmed"
+    UNIT_CHANGED = "unit_changed"
+    UNIT_ADOPTED = "unit_adopted"
+    SUPERVISION_LOST = "supervision_lost"
     CLOSED = "closed"
 
     @property
@@ -76,11 +80,19 @@ _BY_CODE: dict[int, DeviceEventKind] = {
 
 @dataclass(frozen=True)
 class DeviceEvent:
-    """One event; fields that do not apply to its kind are None."""
+    """One event; fields that do not apply to its kind are None.
+
+    ``monotonic`` is when it happened (host clock). ``epoch`` is the link's connection epoch
+    right after a link event (None for the device's own events): a decision taken after
+    seeing this event is made on that epoch.
+    """
 
     kind: DeviceEventKind
     message: str
     monotonic: float = field(default_factory=time.monotonic)
+    epoch: int | None = None
+    identity: DeviceIdentity | None = None
+    other: DeviceIdentity | None = None
     dseq: int | None = None
     t_ms: int | None = None
     arg: int | None = None
@@ -95,6 +107,8 @@ class DeviceEvent:
     status: Status | None = None
     request: MsgType | None = None
     lost: int | None = None
+    old_boot_id: int | None = None
+    new_boot_id: int | None = None
 
 
 _E = TypeVar("_E", State, Contact, Handpiece)
@@ -168,43 +182,13 @@ def from_link_event(
         DeviceEventKind(event.kind.value),
         event.message,
         monotonic=event.monotonic,
+        epoch=event.epoch,
+        identity=event.identity,
+        other=event.other,
         info=info,
         status=status,
         request=event.request,
         lost=event.lost,
+        old_boot_id=event.old_boot_id,
+        new_boot_id=event.new_boot_id,
     )
-
-
-class EventQueue:
-    """Bounded, thread-safe FIFO of events; the oldest is dropped (and counted) when full."""
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self.capacity = capacity
-        self._cond = threading.Condition()
-        self._items: deque[DeviceEvent] = deque()
-        self.dropped = 0
-
-    def put(self, event: DeviceEvent) -> None:
-        with self._cond:
-            if len(self._items) >= self.capacity:
-                self._items.popleft()
-                self.dropped += 1
-            self._items.append(event)
-            self._cond.notify_all()
-
-    def get(self, timeout: float | None = None) -> DeviceEvent | None:
-        """The oldest event, waiting up to ``timeout`` s (None: wait indefinitely)."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: bool(self._items), timeout):
-                return None
-            return self._items.popleft()
-
-    def drain(self) -> list[DeviceEvent]:
-        with self._cond:
-            out = list(self._items)
-            self._items.clear()
-            return out
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from controller.wire import messages as wire
-from controller.wire.constants import SIM_SERIAL_PREFIX, Fault, Handpiece, State, Waveform
+from controller.wire.constants import Fault, Handpiece, State, Waveform, is_simulator_serial
 
 
 class DeviceProtocolError(ValueError):
@@ -80,7 +80,7 @@ class DeviceInfo:
             boot_id=hello.boot_id,
             capabilities=Capabilities.from_hello(hello),
             handpiece=_enum(Handpiece, hello.handpiece, "handpiece"),
-            is_simulator=hello.serial.startswith(SIM_SERIAL_PREFIX),
+            is_simulator=is_simulator_serial(hello.serial),
             url=url,
             baud=baud,
             proto_version=hello.proto_version,

@@ -3,6 +3,7 @@ retransmission, ESTOP that jumps every queue, heartbeat, dseq-gap and restart de
 reconnect, and link health. See ``docs/wire-protocol.md`` for the behaviour in full.
 """
 
+from controller.link.core import EXPECTED_MODEL, HEARTBEAT_IDLE_S, SUPERVISION_WINDOW_S
 from controller.link.errors import (
     HandshakeError,
     HandshakeRefused,
@@ -10,19 +11,23 @@ from controller.link.errors import (
     LinkError,
     LinkLost,
     NoHandshakeReply,
+    OtherUnit,
     OutcomeUnknown,
     PortBusy,
     PortNotFound,
     PortOpenError,
     PortPermissionDenied,
+    StaleCommand,
     UnknownUrlScheme,
     UnsupportedProtocolVersion,
     WrongDeviceModel,
 )
 from controller.link.events import LinkEvent, LinkEventKind, LinkListener, NullListener
-from controller.link.health import LinkHealth, LinkState
-from controller.link.link import EXPECTED_MODEL, HEARTBEAT_IDLE_S, Handshake, Link
+from controller.link.health import LinkHealth
+from controller.link.identity import Continuity, DeviceIdentity
+from controller.link.link import Handshake, Link
 from controller.link.port import available_ports, classify_open_error, open_port
+from controller.link.states import LinkState
 from controller.link.timing import (
     DEFAULT_BAUD,
     frame_wire_bytes,
@@ -36,6 +41,9 @@ __all__ = [
     "DEFAULT_BAUD",
     "EXPECTED_MODEL",
     "HEARTBEAT_IDLE_S",
+    "SUPERVISION_WINDOW_S",
+    "Continuity",
+    "DeviceIdentity",
     "Handshake",
     "HandshakeError",
     "HandshakeRefused",
@@ -50,11 +58,13 @@ __all__ = [
     "LinkState",
     "NoHandshakeReply",
     "NullListener",
+    "OtherUnit",
     "OutcomeUnknown",
     "PortBusy",
     "PortNotFound",
     "PortOpenError",
     "PortPermissionDenied",
+    "StaleCommand",
     "UnknownUrlScheme",
     "UnsupportedProtocolVersion",
     "WrongDeviceModel",

@@ -137,5 +137,48 @@ class OutcomeUnknown(LinkLost):
     """
 
 
+class StaleCommand(LinkLost):
+    """A command decided on an earlier connection (epoch): never written on this one.
+
+    START, RESUME, SET_AMPLITUDE, CONFIGURE_STEP and CLEAR_FAULTS are bound to the connection
+    they were decided on (interface §3, [1.1]). ``sent`` is always False: the device never saw
+    it. Read the device's STATUS and decide again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        request: MsgType | None = None,
+        decided_epoch: int = 0,
+        epoch: int = 0,
+    ) -> None:
+        super().__init__(message, url=url, request=request, sent=False)
+        self.decided_epoch = decided_epoch
+        self.epoch = epoch
+
+
+class OtherUnit(LinkLost):
+    """After a reconnect another unit (another model or serial) answered than the one pinned.
+
+    It gets nothing but GET_STATUS (and ESTOP if it is active); a session never continues on
+    it. ``expected`` and ``found`` are the two serial numbers.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        request: MsgType | None = None,
+        expected: str = "",
+        found: str = "",
+    ) -> None:
+        super().__init__(message, url=url, request=request, sent=False)
+        self.expected = expected
+        self.found = found
+
+
 class LinkClosed(LinkError):
     """The link was closed (by the program, or after reconnecting was given up)."""

@@ -1,9 +1,11 @@
 """What the link reports to its owner: link events, and the listener interface.
 
-The link calls its listener from its own threads: telemetry and device events from the reader
-thread (so a session engine can react within milliseconds), link events from whichever link
-thread noticed them. Listener methods must return quickly and must not call back into
-blocking link requests; an exception in a listener is counted and logged, never fatal.
+The link calls its listener on one thread of its own, ``epm-link-dispatch``, in the order
+things happened: telemetry, device events and link events alike. The reader thread never runs
+listener code, so a slow listener delays only later deliveries (telemetry beyond a bounded
+backlog is dropped and counted), never the port. Listener methods should return quickly; they
+may make link requests (the reply does not pass through the dispatcher). An exception in a
+listener is counted and logged, never fatal.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from controller.link.identity import DeviceIdentity
 from controller.wire.constants import MsgType
 from controller.wire.messages import Event, HelloReply, Status, Telemetry
 
@@ -36,21 +39,38 @@ class LinkEventKind(StrEnum):
     """A STATUS read after a dseq gap (``status``)."""
     OUTCOME_UNKNOWN = "outcome_unknown"
     """``request`` (START/RESUME/SET_AMPLITUDE) may or may not have taken effect."""
+    ESTOP_SENT = "estop_sent"
+    """An ESTOP was written; it starts a new epoch (nothing decided before it is carried out
+    after it)."""
     ESTOP_CONFIRMED = "estop_confirmed"
     """The device acknowledged an ESTOP."""
     ESTOP_UNCONFIRMED = "estop_unconfirmed"
     """ESTOP was sent 4 times without acknowledgement."""
+    UNIT_CHANGED = "unit_changed"
+    """After a reconnect another unit answered (``identity`` pinned, ``other`` found)."""
+    UNIT_ADOPTED = "unit_adopted"
+    """The operator adopted the other unit; it is the pinned one now."""
+    SUPERVISION_LOST = "supervision_lost"
+    """The device is active but the session supervision stopped checking in: the link writes
+    nothing of its own accord, so the device's watchdog turns output off."""
     CLOSED = "closed"
     """The link was closed by its owner."""
 
 
 @dataclass(frozen=True)
 class LinkEvent:
-    """One thing that happened to the link; ``message`` is a plain sentence for the operator."""
+    """One thing that happened to the link; ``message`` is a plain sentence for the operator.
+
+    ``monotonic`` is when it happened (host monotonic clock), not when someone read it;
+    ``epoch`` is the link's connection epoch right after it.
+    """
 
     kind: LinkEventKind
     message: str
     monotonic: float = field(default_factory=time.monotonic)
+    epoch: int = 0
+    identity: DeviceIdentity | None = None
+    other: DeviceIdentity | None = None
     request: MsgType | None = None
     hello: HelloReply | None = None
     status: Status | None = None
@@ -60,7 +80,7 @@ class LinkEvent:
 
 
 class LinkListener(Protocol):
-    """Receives what the link learns; every method runs on a link thread and must not block."""
+    """Receives what the link learns; every method runs on the link's dispatch thread."""
 
     def on_telemetry(self, telemetry: Telemetry) -> None: ...
 

@@ -12,28 +12,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from enum import StrEnum
 
+from controller.link.states import LinkState
 from controller.wire.codec import DropCounters
 
 #: RTT percentiles are computed over this many recent requests.
 RTT_WINDOW = 200
-
-
-class LinkState(StrEnum):
-    """Where the link stands.
-
-    ``connecting``: port open, handshake (HELLO, GET_STATUS) in progress. ``up``: handshake
-    done, requests flow. ``lost``: the device stopped answering (port still open); ESTOP was
-    sent and the link is re-handshaking. ``reconnecting``: the port failed (unplug) and was
-    closed; the link is trying to reopen it. ``closed``: closed by the program or given up.
-    """
-
-    CONNECTING = "connecting"
-    UP = "up"
-    LOST = "lost"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
 
 
 @dataclass(frozen=True)
@@ -74,6 +58,19 @@ class LinkHealth:
     device_rx_crc_errors: int | None
     device_rx_frame_errors: int | None
     listener_errors: int
+    telemetry_dropped: int = 0
+    """Telemetry frames dropped because the listener fell behind (bounded dispatch backlog)."""
+    unidentified_frames: int = 0
+    """Device frames ignored before the unit on a (re)opened port was identified, or from
+    another unit."""
+    stale_commands: int = 0
+    """Commands refused because they were decided on an earlier connection epoch."""
+    abandoned_requests: int = 0
+    """Requests abandoned (never re-sent) because an ESTOP went out after them."""
+    supervision_stalls: int = 0
+    """Times the link stopped its own frames because the supervision had not checked in."""
+    epoch: int = 0
+    """The connection epoch: every loss, reconnect and re-handshake starts a new one."""
 
     @property
     def frames_dropped(self) -> int:
@@ -122,6 +119,11 @@ class HealthRecorder:
         "reconnect_attempts",
         "reconnects",
         "listener_errors",
+        "telemetry_dropped",
+        "unidentified_frames",
+        "stale_commands",
+        "abandoned_requests",
+        "supervision_stalls",
     )
 
     def __init__(self, decoder_counters: DropCounters) -> None:
@@ -154,7 +156,7 @@ class HealthRecorder:
             self._device_crc = rx_crc_errors
             self._device_frame = rx_frame_errors
 
-    def snapshot(self, state: LinkState, now: float | None = None) -> LinkHealth:
+    def snapshot(self, state: LinkState, now: float | None = None, epoch: int = 0) -> LinkHealth:
         with self._lock:
             counts = dict(self._counts)
             rtts = list(self._rtt)
@@ -179,5 +181,6 @@ class HealthRecorder:
             last_frame_age_s=None if last is None else max(0.0, now - last),
             device_rx_crc_errors=dev_crc,
             device_rx_frame_errors=dev_frame,
+            epoch=epoch,
             **counts,
         )

@@ -1,32 +1,32 @@
-"""Bookkeeping for requests: sequence numbers, the outstanding request, recent outcomes.
+"""Bookkeeping for requests: sequence numbers, recent outcomes, which reply fits which request.
 
-Kept apart from the threads in :mod:`controller.link.link` so the matching rules (reply by
+Kept apart from the protocol core (:mod:`controller.link.core`) so the matching rules (reply by
 ``seq`` and type, never by order; duplicates and late replies recognised) are plain code.
 """
 
 from __future__ import annotations
 
-import math
-import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from enum import Enum
 
 from controller.wire.constants import MsgType
 from controller.wire.messages import Ack, HelloReply, Message, Nak, Status
 
-#: Requests whose effect must never be repeated without the operator: if the link is lost
-#: before their reply, their outcome is unknown and they are not re-sent with a new seq.
-OUTCOME_SENSITIVE = frozenset({MsgType.START, MsgType.RESUME, MsgType.SET_AMPLITUDE})
-
 
 class SeqCounter:
-    """Host sequence numbers 1..255, wrapping 255 -> 1; 0 is never used. Not thread-safe."""
+    """Host sequence numbers 1..255, wrapping 255 -> 1; 0 is never used. Not thread-safe.
+
+    ``last`` continues a numbering (seq never restarts at 1 across reconnects, interface §3).
+    """
 
     def __init__(self, last: int = 0) -> None:
         if not 0 <= last <= 255:
             raise ValueError(f"seq {last} is outside 0..255")
         self._last = last
+
+    @property
+    def last(self) -> int:
+        return self._last
 
     def next(self) -> int:
         self._last = self._last % 255 + 1
@@ -59,15 +59,6 @@ class RecentSeqs:
         return self._seen.get(seq)
 
 
-class Failure(Enum):
-    """Why a request ended without a reply."""
-
-    NO_REPLY = "no_reply"  # 1 + 3 sends, no reply within T_reply each
-    PORT = "port"  # the port failed (unplug) before the reply
-    LOST = "lost"  # the link was declared lost meanwhile
-    CLOSED = "closed"  # the link was closed
-
-
 _TYPED_REPLY = frozenset({MsgType.HELLO, MsgType.GET_STATUS})
 
 
@@ -82,28 +73,3 @@ def reply_fits(request: MsgType, reply: Message) -> bool:
     if isinstance(reply, Status):
         return request is MsgType.GET_STATUS
     return False
-
-
-@dataclass(eq=False)
-class PendingRequest:
-    """The one outstanding request (or the last ESTOP), as the link's threads share it.
-
-    Fields are changed only under the link's lock; ``done`` wakes the thread waiting for it.
-    """
-
-    mtype: MsgType
-    seq: int
-    frame: bytes
-    t_reply: float
-    handshake: bool = False
-    message: Message | None = None
-    sends: int = 0
-    last_sent: float = 0.0
-    deadline: float = math.inf
-    reply: Message | None = None
-    failure: Failure | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def retransmitted(self) -> bool:
-        return self.sends > 1

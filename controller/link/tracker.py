@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from controller.wire.messages import Event, Status, Telemetry
+from controller.wire.sequence import dseq_is_newer, dseq_lost
 
-_U16 = 0x10000
 _U32 = 0x1_0000_0000
 
 
@@ -109,10 +109,12 @@ class StreamTracker:
         return OK
 
     def _advance(self, dseq: int) -> int:
-        previous, self._dseq = self._dseq, dseq
-        if previous is None:
-            return 0
-        return (dseq - previous - 1) % _U16
+        """Frames lost before ``dseq``; a repeated or older ``dseq`` loses none and is not
+        taken as the new position."""
+        lost = dseq_lost(self._dseq, dseq)
+        if dseq_is_newer(dseq, self._dseq):
+            self._dseq = dseq
+        return lost
 
     def _restarted(
         self,

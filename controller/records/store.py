@@ -29,6 +29,7 @@ from controller.records.rows import EVENT_SELECT, SESSION_SELECT, event_row, ses
 from controller.records.steps import StepRecording
 from controller.records.telemetry_store import TelemetryRecording
 from controller.records.validation import CLIENT_NAME_MAX, SHA256_HEX
+from controller.wire.constants import is_simulator_serial
 
 if TYPE_CHECKING:
     from controller.records.approvals import Approval
@@ -167,7 +168,7 @@ class RecordStore(StepRecording, TelemetryRecording):
         self._require_exclusive("begin a session")
         client = self.get_client(check.client_code(client_code))
         device_serial = check.text(device_serial, "device serial number", max_len=32)
-        simulated = device_serial.startswith("SIM-")
+        simulated = is_simulator_serial(device_serial)
         sha = check.text(protocol_sha256, "protocol SHA-256", max_len=64).lower()
         if not SHA256_HEX.match(sha):
             raise InvalidRecordError(

@@ -81,6 +81,7 @@ class AlarmCode(StrEnum):
     LINK_DEGRADED = "link_degraded"
     CONTACT_MARGINAL = "contact_marginal"
     AMPLITUDE_LIMITED = "amplitude_limited"
+    UNIT_CHANGED = "unit_changed"
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,14 @@ ALARM_SPECS: Mapping[AlarmCode, AlarmSpec] = {
         "A command was sent but the connection failed before the device confirmed it, so it "
         "is not known whether it took effect. Nothing is re-sent automatically: check the "
         "device state shown after reconnection and decide how to continue.",
+    ),
+    AlarmCode.UNIT_CHANGED: AlarmSpec(
+        Priority.HIGH,
+        True,
+        "Another unit answered",
+        "After the connection came back, another treatment unit answered than the one this "
+        "session started on. The session cannot continue on it and was ended; nothing but a "
+        "status read was sent to it. Check which unit is connected to this computer.",
     ),
     AlarmCode.OUTPUT_MISMATCH: AlarmSpec(
         Priority.HIGH,

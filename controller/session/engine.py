@@ -6,8 +6,15 @@ client lives here and nowhere in a widget:
 * the record is written BEFORE the device acts (``command_sent``, ``step_start``,
   ``amplitude_change`` are committed first; a failed write stops output instead of acting);
 * emergency stop never waits: :meth:`SessionEngine.emergency_stop` writes ESTOP from the
-  caller's thread ahead of everything and records it right after (the one "act, then record"
-  exception: a disk write may take milliseconds, output must not wait for it);
+  caller's thread ahead of everything and the engine's thread records it right after (the one
+  "act, then record" exception: a disk write may take milliseconds, output must not wait for
+  it, and the caller's thread never waits for the disk);
+* the engine checks in with the link at least every ``LOOP_S``: when it stops (a stalled
+  thread), the link stops feeding the device's watchdog and the device turns output off;
+* every epoch-bound command carries the connection epoch of the events the engine decided
+  on: one decided before a loss, a reconnect, a restart or an emergency stop is never written;
+* ending, failing or shutting down has one rule: the device is seen inactive, or ESTOP is
+  sent and recorded;
 * the safety supervisor sees every frame on the link's reader thread, so a cross-check that
   fails sends ESTOP within milliseconds, from that thread;
 * after a lost link or a device restart nothing resumes by itself: the engine reads the
@@ -19,8 +26,9 @@ session state and records (except the ESTOP record). The link's threads call two
 feed the supervisor and queue what they saw. The UI calls :meth:`snapshot`, :meth:`request`,
 :meth:`emergency_stop` and :meth:`drain_telemetry` from its own thread.
 
-Clocks: ``clock`` (default ``time.monotonic``) is the host clock of the supervisor (staleness,
-contact-loss and link windows) and of manual-step timers. ``manual_speed`` runs manual timers
+Clocks: ``clock`` (default ``time.monotonic``) is the one host clock of the engine: the
+supervisor's windows (staleness, contact loss, link health), manual-step timers, the reconnect
+limit and the age of readings. ``manual_speed`` runs manual timers
 faster for an accelerated simulator only (refused on a real device). Device time
 (``step_elapsed_ms``) is the authority for delivered time.
 """
@@ -29,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from controller.device import DeviceClient
@@ -84,7 +91,7 @@ class SessionEngine(EngineActions):
     def shutdown(self, reason: str = "the controller was closed", timeout: float = 10.0) -> None:
         """End the session (a running zone is stopped with a ramp first) and stop the thread.
 
-        If the engine does not finish within ``timeout`` s, ESTOP is sent.
+        If the engine does not finish within ``timeout`` s, ESTOP is sent and recorded.
         """
         thread = self._thread
         if thread is None:
@@ -93,7 +100,12 @@ class SessionEngine(EngineActions):
             self._shutdown_reason = reason
             self._wake.set()
             if not self._done.wait(timeout):
-                self._device.estop()
+                self._estop_now(
+                    "shutdown",
+                    f"{reason}: the session did not end within {timeout:g} s",
+                    None,
+                    record_here=True,  # the engine thread is stuck: nobody else will
+                )
         if thread is not threading.current_thread():
             thread.join(timeout)
         self._notifier.join(timeout)
@@ -104,7 +116,11 @@ class SessionEngine(EngineActions):
             return self._build_snapshot()
 
     def request(self, action: Action, reason: str | None = None) -> None:
-        """Queue a practitioner action; the engine thread decides (refusals become notices)."""
+        """Queue a practitioner action; the engine thread decides (refusals become notices).
+
+        The action carries what it was decided on (see :mod:`controller.session.actions`):
+        if the connection, the device's state or the step changed before the engine gets to
+        it, it is dropped with a notice (PAUSE and STOP excepted)."""
         action = Action(action)
         if action is Action.ESTOP:
             self.emergency_stop(reason or "operator")
@@ -115,12 +131,41 @@ class SessionEngine(EngineActions):
                     f"{action.value}: the session has ended ({self._phase.value}); start a new one."
                 )
             return
-        self._actions.append((action, reason))
+        refused = self._actions.put(action, reason, self._context())
+        if refused is not None:
+            with self._lock:
+                self._notices.append(refused)
         self._wake.set()
 
-    def emergency_stop(self, source: str = "operator") -> None:
-        """ESTOP now from this thread (before any record or lock), then record it."""
-        self._estop_now(source, "emergency stop requested", None, record_here=True)
+    def emergency_stop(self, source: str = "operator") -> bool:
+        """ESTOP now from this thread, before any record or lock; the engine's thread records
+        it (this thread never waits for the disk). Returns whether the bytes went out: when
+        they did not, the caller must tell the operator to stop the device by hand."""
+        if self._done.is_set() or self._thread is None:
+            written = self._device.estop()
+            self._record_late_estop(source, written)
+            return written
+        return self._estop_now(source, "emergency stop requested", None, record_here=False)
+
+    def _record_late_estop(self, source: str, written: bool) -> None:
+        """An ESTOP after the engine ended: recorded on a short-lived thread of its own."""
+        sid = self._rec.session_id
+        if sid is None:
+            return
+        data = {
+            "source": source,
+            "reason": "emergency stop after the session ended",
+            "bytes_written": written,
+            "phase": self._phase.value,
+        }
+
+        def record() -> None:
+            try:
+                self._store.append_event(sid, "estop", data)
+            except Exception:
+                log.exception("late ESTOP not recorded")
+
+        threading.Thread(target=record, name="epm-session-estop-record", daemon=True).start()
 
     def drain_telemetry(self) -> list[Telemetry]:
         """Telemetry received since the last drain (the device client's bounded buffer)."""
@@ -155,13 +200,15 @@ class SessionEngine(EngineActions):
             while not self._ending:
                 self._wake.wait(LOOP_S)
                 self._wake.clear()
+                self._device.checkin()
                 self._service()
         except RecordWriteError as exc:
-            self._device.estop()
+            # The record cannot be written: stop output; recording the ESTOP may fail too.
+            self._estop_now("record_failure", str(exc), None, record_here=True)
             self._abandon(str(exc))
         except Exception as exc:
             log.exception("session engine failed")
-            self._device.estop()
+            self._estop_now("engine_failure", repr(exc), None, record_here=True)
             self._crash(exc)
         finally:
             for unsubscribe in self._unsubscribe:
@@ -178,9 +225,13 @@ class SessionEngine(EngineActions):
         reason, self._shutdown_reason = self._shutdown_reason, None
         if reason is not None and not self._ending:
             self._end(reason)
-        while self._actions and not self._ending:
-            action, reason = self._actions.popleft()
-            self._handle_action(action, reason)
+        while not self._ending:
+            queued, dropped = self._actions.take(self._context())
+            for text in dropped:
+                self._notice(text, layer="controller", stale=True)
+            if queued is None:
+                break
+            self._handle_action(queued)
             self._drain_supervisor_output()
         self._record_telemetry()
         self._supervise()
@@ -193,8 +244,8 @@ class SessionEngine(EngineActions):
         now = self._clock()
         with self._sup_lock:
             actions = self._sup.tick(now)
-        if time.monotonic() - self._last_health >= HEALTH_S:
-            self._last_health = time.monotonic()
+        if now - self._last_health >= HEALTH_S:
+            self._last_health = now
             health = self._device.health()
             with self._sup_lock:
                 actions += self._sup.on_link_health(health, now)
@@ -215,6 +266,7 @@ class SessionEngine(EngineActions):
         info = self._info
         latest = self._latest
         values = self._values
+        now = self._clock()
         current = self._live_elapsed() if self._attempt_open else 0
         steps = engine_view.step_views(self._steps, self._pos, current)
         zone_planned = zone_delivered = 0
@@ -260,6 +312,7 @@ class SessionEngine(EngineActions):
                 latest[1] if latest else None,
                 self._current_setpoint() if values is not None else None,
                 values.current_limit_ua if values is not None else None,
+                now,
             ),
             device=engine_view.device_view(info, self._device.handpiece)
             if info is not None
@@ -276,4 +329,5 @@ class SessionEngine(EngineActions):
             notices=tuple(self._notices),
             course=self._course,
             reconnect_failed=self._reconnect_failed,
+            unit_change=self._unit_change,
         )

@@ -6,6 +6,7 @@ must be exactly what the handlers accept; keeping both in one module keeps them 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from controller.device import (
@@ -13,6 +14,7 @@ from controller.device import (
     DeviceEventKind,
     LinkError,
 )
+from controller.session.actions import INTENSITY, Queued
 from controller.session.alarms import AlarmCode
 from controller.session.engine_core import (
     DELIVERY_PHASES,
@@ -26,6 +28,7 @@ from controller.session.model import (
     Phase,
     StepStatus,
 )
+from controller.session.rules import Refusal, Situation, allowed, decide, refusal_text
 from controller.session.supervisor import SendEstop
 from controller.wire import State
 
@@ -35,16 +38,45 @@ log = logging.getLogger(__name__)
 class EngineActions(EngineRecovery):
     """Practitioner actions and what applies now."""
 
-    def _handle_action(self, action: Action, reason: str | None) -> None:
+    def _situation(self) -> Situation:
+        """What :mod:`controller.session.rules` looks at (caller holds ``self._lock``)."""
+        values = self._values
+        can_raise = can_lower = False
+        if values is not None:
+            low, high = intensity_range(values.amplitude_max_dv)
+            current = self._current_setpoint()
+            can_raise, can_lower = current < high, current > low
+        fault = self._alarms.get(AlarmCode.DEVICE_FAULT)
+        return Situation(
+            phase=self._phase,
+            device_state=self._device.device_state,
+            stop_under_way=self._after_idle is not None,
+            waiting_for_contact=self._awaiting_contact,
+            unacknowledged_alarm=any(not a.acknowledged for a in self._alarms.values()),
+            fault_alarm_unacknowledged=fault is not None and not fault.acknowledged,
+            has_step=self._pos is not None,
+            reconnect_failed=self._reconnect_failed,
+            can_raise=can_raise and values is not None,
+            can_lower=can_lower and values is not None,
+        )
+
+    def _handle_action(self, queued: Queued) -> None:
+        action, reason = queued.action, queued.reason
         with self._lock:
-            allowed = self._allowed_locked()
-        if action in (Action.INTENSITY_UP, Action.INTENSITY_DOWN) and self._intensity_applies():
-            # At either end of the range the press is not offered; if it comes anyway, the
-            # limit's own words say which limit stopped it.
-            self._intensity(Direction.UP if action is Action.INTENSITY_UP else Direction.DOWN)
-            return
-        if action not in allowed:
-            self._notice(self._why_not(action, allowed), action=action.value, layer="controller")
+            situation = self._situation()
+        decision = decide(action, situation)
+        if not decision.allowed:
+            if decision.refusal is Refusal.AT_LIMIT and action in INTENSITY:
+                # At either end of the range the press is not offered; if it comes anyway,
+                # the limit's own words say which limit stopped it.
+                self._intensity(queued.presses)
+                return
+            self._notice(
+                refusal_text(decision, situation),
+                action=action.value,
+                refusal=decision.refusal.value if decision.refusal else None,
+                layer="controller",
+            )
             return
         if action in (Action.SKIP, Action.END) and not (reason and reason.strip()):
             self._notice(
@@ -55,13 +87,17 @@ class EngineActions(EngineRecovery):
             )
             return
         reason = (reason or "").strip()
-        if action is Action.ACKNOWLEDGE:
+        if action in INTENSITY:
+            self._intensity(queued.presses)
+        elif action is Action.ACKNOWLEDGE:
             with self._sup_lock:
                 changes = self._sup.acknowledge(None, self._clock())
             self._drain_supervisor_output()
             for change in changes:
                 if not isinstance(change, SendEstop):
                     self._publish_alarm(change.change, by=self._plan.practitioner or "practitioner")
+                    if change.change.code is AlarmCode.DEVICE_RESTARTED:
+                        self._device.acknowledge_restart()  # its new boot_id is kept now
         elif action is Action.CONFIRM:
             if self._phase is Phase.MANUAL:
                 self._complete_manual()
@@ -71,7 +107,8 @@ class EngineActions(EngineRecovery):
             if self._command("PAUSE", self._device.pause) == "ack":
                 self._set_phase(Phase.PAUSED, self._paused_message())
         elif action is Action.RESUME:
-            if self._command("RESUME", self._device.resume) == "ack":
+            epoch = self._epoch_now()
+            if self._command("RESUME", lambda: self._device.resume(epoch=epoch)) == "ack":
                 self._set_phase(Phase.DELIVERING, f"Delivering to the {self._current().zone} zone.")
         elif action is Action.STOP:
             self._end(reason or "stopped by the practitioner", outcome=Outcome.STOPPED)
@@ -86,29 +123,20 @@ class EngineActions(EngineRecovery):
         elif action is Action.RECONNECT:
             self._reconnect()
 
-    def _why_not(self, action: Action, allowed: frozenset[Action]) -> str:
-        phase = self._phase
-        hints = {
-            Action.CLEAR_FAULTS: "acknowledge the alarm first; faults are cleared only while "
-            "the device reports them",
-            Action.CONTINUE: "clear the device's faults first"
-            if phase in (Phase.FAULT, Phase.RECOVERY)
-            else "there is nothing to continue",
-            Action.INTENSITY_UP: "intensity is set while a zone is placed or running",
-            Action.INTENSITY_DOWN: "intensity is set while a zone is placed or running",
-            Action.RECONNECT: "the link is reconnecting by itself",
-        }
-        why = hints.get(action, f"it does not apply while the session is {phase.value}")
-        can = ", ".join(sorted(a.value for a in allowed)) or "nothing"
-        name = action.value.replace("_", " ").capitalize()
-        return f"{name} is not possible now: {why}. Possible now: {can}."
-
-    def _intensity(self, direction: Direction) -> None:
+    def _intensity(self, presses: int) -> None:
+        """``presses`` merged presses (positive up): one SET_AMPLITUDE to where they lead."""
         values = self._values
         planned = self._current()
         assert values is not None
         current = self._current_setpoint()
+        direction = Direction.UP if presses > 0 else Direction.DOWN
         decision = intensity_step(current, direction, values)
+        for _ in range(abs(presses) - 1):
+            further = intensity_step(decision.value_dv, direction, values)
+            if not further.changed:
+                decision = dataclasses.replace(further, current_dv=current)
+                break
+            decision = dataclasses.replace(further, current_dv=current)
         if decision.limit is not None:
             self._notice(
                 decision.limit.message,
@@ -127,9 +155,10 @@ class EngineActions(EngineRecovery):
             source="practitioner",
             data={"clamped_by": decision.limit.limit if decision.limit else None},
         )
+        epoch = self._epoch_now()
         result = self._command(
             "SET_AMPLITUDE",
-            lambda: self._device.set_amplitude(decision.value_dv),
+            lambda: self._device.set_amplitude(decision.value_dv, epoch=epoch),
             amplitude_dv=decision.value_dv,
         )
         if result == "ack":
@@ -207,7 +236,8 @@ class EngineActions(EngineRecovery):
         self._enter_step(planned.pos + 1)
 
     def _clear_faults(self) -> None:
-        if self._command("CLEAR_FAULTS", self._device.clear_faults) == "ack":
+        epoch = self._epoch_now()
+        if self._command("CLEAR_FAULTS", lambda: self._device.clear_faults(epoch=epoch)) == "ack":
             self._read_status()
             if self._phase is Phase.FAULT and self._device.device_state is not State.FAULT:
                 self._fault_cleared_shown = True
@@ -223,12 +253,13 @@ class EngineActions(EngineRecovery):
 
     def _reconnect(self) -> None:
         try:
-            info = self._device.connect()
+            info = self._device.connect()  # a new link: the pinned unit, epoch and seq carry on
         except LinkError as exc:
             self._notice(f"Reconnecting failed: {exc}", action="reconnect", layer="link")
             return
         with self._lock:
             self._info = info
+            self._epoch = self._device.epoch
         status = self._read_status()
         self._on_back(
             DeviceEvent(
@@ -237,56 +268,4 @@ class EngineActions(EngineRecovery):
         )
 
     def _allowed_locked(self) -> frozenset[Action]:
-        allowed = {Action.ESTOP}
-        phase = self._phase
-        if any(not a.acknowledged for a in self._alarms.values()):
-            allowed.add(Action.ACKNOWLEDGE)
-        if phase in (Phase.PREFLIGHT, Phase.REFUSED, Phase.FINISHED, Phase.STOPPING):
-            return frozenset(allowed)
-        if self._after_idle is not None:
-            return frozenset(allowed)
-        device_state = self._device.device_state
-        if phase is Phase.MANUAL:
-            allowed |= {Action.CONFIRM, Action.SKIP, Action.END, Action.STOP}
-        elif phase is Phase.PLACE:
-            allowed |= {Action.SKIP, Action.END, Action.STOP}
-            if not self._awaiting_contact:
-                allowed.add(Action.CONFIRM)
-            allowed |= self._intensity_allowed()
-        elif phase in DELIVERY_PHASES:
-            allowed |= {Action.STOP, Action.SKIP, Action.END}
-            allowed.add(Action.RESUME if phase is Phase.PAUSED else Action.PAUSE)
-            allowed |= self._intensity_allowed()
-        elif phase in (Phase.FAULT, Phase.RECOVERY):
-            allowed.add(Action.END)
-            device_fault = self._alarms.get(AlarmCode.DEVICE_FAULT)
-            if device_state is State.FAULT:
-                if device_fault is None or device_fault.acknowledged:
-                    allowed.add(Action.CLEAR_FAULTS)
-            elif device_state in (State.IDLE, State.READY) and self._pos is not None:
-                allowed |= {Action.CONTINUE, Action.SKIP}
-        elif phase is Phase.LINK_LOST:
-            allowed.add(Action.END)
-            if self._reconnect_failed:
-                allowed.add(Action.RECONNECT)
-        return frozenset(allowed)
-
-    def _intensity_applies(self) -> bool:
-        return (
-            self._values is not None
-            and self._after_idle is None
-            and self._phase in (Phase.PLACE, Phase.DELIVERING, Phase.HOLD, Phase.PAUSED)
-        )
-
-    def _intensity_allowed(self) -> set[Action]:
-        values = self._values
-        if values is None:
-            return set()
-        low, high = intensity_range(values.amplitude_max_dv)
-        current = self._current_setpoint()
-        out: set[Action] = set()
-        if current < high:
-            out.add(Action.INTENSITY_UP)
-        if current > low:
-            out.add(Action.INTENSITY_DOWN)
-        return out
+        return allowed(self._situation())

@@ -31,17 +31,19 @@ from controller.device import (
     LimitsExceeded,
     LinkError,
     OutcomeUnknown,
+    StaleCommand,
     Status,
 )
+from controller.link import LinkState
 from controller.records import RecordsError, RecordStore
 from controller.records.courses import CourseProgress, course_progress
+from controller.session.actions import ActionQueue, Context
 from controller.session.alarms import Alarm, AlarmChange, AlarmCode, ChangeKind
 from controller.session.engine_notify import Notifier
 from controller.session.engine_record import Recorder, json_safe
 from controller.session.limits import LimitRefusal
 from controller.session.model import (
     ACTIVE_PHASES,
-    Action,
     Outcome,
     Phase,
     SessionPlan,
@@ -54,6 +56,7 @@ from controller.session.supervisor import (
 )
 from controller.wire import Contact, Event, EventCode, Fault, State, Telemetry
 from controller.wire import Status as WireStatus
+from controller.wire.constants import ACTIVE_STATES, OUTCOME_UNCERTAIN
 from protocols import DeviceStepValues, Protocol
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,7 @@ DEVICE_EVENT_CODES: dict[DeviceEventKind, EventCode] = {
     DeviceEventKind.AMPLITUDE_LIMITED: EventCode.AMPLITUDE_LIMITED,
 }
 LOST_KINDS = frozenset({DeviceEventKind.LINK_LOST, DeviceEventKind.LINK_DOWN})
+OUTCOME_UNCERTAIN_NAMES = frozenset(t.name for t in OUTCOME_UNCERTAIN)
 BACK_KINDS = frozenset({DeviceEventKind.RECONNECTED, DeviceEventKind.LINK_UP})
 DELIVERY_PHASES = frozenset({Phase.DELIVERING, Phase.HOLD, Phase.PAUSED})
 CONTACT_OK = (Contact.OK, Contact.MARGINAL)
@@ -166,11 +170,12 @@ class EngineCore:
         self._unsubscribe: list[Callable[[], None]] = []
         self._notifier = Notifier()
         # Inputs from other threads (deque appends and pops are atomic).
-        self._actions: deque[tuple[Action, str | None]] = deque()
+        self._actions = ActionQueue()
         self._device_inbox: deque[DeviceEvent] = deque()
         self._sup_out: deque[AlarmChange | EstopNote] = deque()
         self._telemetry: deque[Telemetry] = deque(maxlen=TELEMETRY_BACKLOG)
         self._latest: tuple[Telemetry, float] | None = None
+        self._first_telemetry = threading.Event()
         self._last_tel_state: tuple[int, int] | None = None
         # Session state (engine thread writes, under _lock; snapshot reads).
         protocol = plan.load_result.protocol if plan.load_result is not None else None
@@ -178,6 +183,11 @@ class EngineCore:
         self._phase = Phase.PREFLIGHT
         self._message = "Checking the device, the protocol and the checklist."
         self._info: DeviceInfo | None = None
+        #: The connection epoch of the link events this engine has seen (``None`` before it
+        #: connected): every epoch-bound command carries it; the link refuses a stale one.
+        self._epoch: int | None = None
+        #: (expected serial, found serial) when another unit answered after a reconnect.
+        self._unit_change: tuple[str, str] | None = None
         self._steps: list[PlannedStep] = []
         self._pos: int | None = None
         self._values: DeviceStepValues | None = None
@@ -218,9 +228,12 @@ class EngineCore:
 
     def _estop_now(
         self, source: str, reason: str, detail: LimitRefusal | None, *, record_here: bool
-    ) -> None:
+    ) -> bool:
+        """ESTOP first, then note it; ``record_here`` only on the engine's own thread (any
+        other caller's thread must never wait for a disk write). Returns whether its bytes
+        went out."""
         written = self._device.estop()  # first, before anything else
-        sent_at = time.monotonic()
+        sent_at = self._clock()
         data = {
             "source": source,
             "reason": reason,
@@ -245,9 +258,11 @@ class EngineCore:
                 log.exception("ESTOP sent but not recorded yet")
         self._sup_out.append(EstopNote(data, recorded))
         self._wake.set()
+        return written
 
     def _on_device_telemetry(self, t: Telemetry) -> None:
-        self._latest = (t, time.monotonic())
+        self._latest = (t, self._clock())
+        self._first_telemetry.set()
         self._telemetry.append(t)
         values = self._values
         if values is not None and t.step_id == values.step_id and t.boot_id == self._boot_id:
@@ -281,6 +296,8 @@ class EngineCore:
                 actions += self._sup.on_outcome_unknown(ev.request.name, now)
             elif ev.kind is DeviceEventKind.DEVICE_RESTARTED:
                 actions += self._sup.on_device_restarted(now)
+            elif ev.kind is DeviceEventKind.UNIT_CHANGED and ev.identity and ev.other:
+                actions += self._sup.on_unit_changed(ev.identity.serial, ev.other.serial, now)
             if ev.kind in BACK_KINDS:
                 actions += self._sup.on_link_up(now)
             if ev.status is not None and ev.kind in (
@@ -370,11 +387,28 @@ class EngineCore:
     def _index(self) -> int | None:
         return None if self._pos is None else self._steps[self._pos].index
 
+    def _epoch_now(self) -> int:
+        """The epoch the engine's view comes from (it connected before any command)."""
+        assert self._epoch is not None
+        return self._epoch
+
+    def _context(self) -> Context:
+        """What an action decided now is decided on (see :mod:`controller.session.actions`)."""
+        with self._lock:
+            return Context(self._epoch, self._device.device_state, self._pos)
+
     def _command(self, command: str, call: Callable[[], object], **data: Any) -> str:
         """Record ``command_sent``, send, record the result. Returns ack, nak, refused,
-        unknown or lost; a NAK or a controller refusal becomes a notice."""
-        self._rec.event("command_sent", {"command": command, "step": self._index(), **data})
-        outcome_sensitive = command in ("START", "RESUME", "SET_AMPLITUDE")
+        stale, unknown or lost; a NAK, a controller refusal or a stale command becomes a
+        notice. Epoch-bound commands carry ``self._epoch`` (the connection the engine's view
+        comes from): the link refuses one decided before a loss, a reconnect, a restart or an
+        emergency stop that the engine has not yet seen."""
+        self._device.checkin()
+        self._rec.event(
+            "command_sent",
+            {"command": command, "step": self._index(), "epoch": self._epoch, **data},
+        )
+        outcome_sensitive = command in OUTCOME_UNCERTAIN_NAMES
         if outcome_sensitive:
             self._sensitive_pending = True
         try:
@@ -405,6 +439,25 @@ class EngineCore:
             )
             self._notice(f"Not sent ({command}): {exc}", layer="controller")
             return "refused"
+        except StaleCommand as exc:
+            self._rec.event(
+                "command_result",
+                {
+                    "command": command,
+                    "result": "stale",
+                    "message": str(exc),
+                    "decided_epoch": exc.decided_epoch,
+                    "epoch": exc.epoch,
+                    "layer": "link",
+                },
+            )
+            self._notice(
+                f"{command} was not sent: the connection changed before it could go (a loss, "
+                "a reconnect, a restart or an emergency stop). Nothing happened on the device; "
+                "its state is read again before anything else is decided.",
+                layer="link",
+            )
+            return "stale"
         except OutcomeUnknown as exc:
             self._rec.event(
                 "command_result",
@@ -520,6 +573,7 @@ class EngineCore:
         phase: Phase = Phase.FINISHED,
         refusals: tuple[str, ...] = (),
     ) -> None:
+        self._make_safe(reason)
         if self._attempt_open:
             planned = self._current()
             delivered = self._live_elapsed() if planned.is_delivery else None
@@ -556,6 +610,33 @@ class EngineCore:
         self._set_phase(phase, message, record=False)
         self._emit("finished", {"outcome": outcome.value, "reason": reason, "summary": summary})
         self._ending = True
+
+    def _make_safe(self, reason: str) -> None:
+        """The one rule for ending, failing or shutting down: the device is seen inactive
+        (STATUS), or ESTOP is sent and recorded. A session that never reached the device has
+        nothing to make safe; another unit on the port is the link's to stop (it sends ESTOP
+        to it only if its STATUS shows it active), ours is unreachable and its watchdog has
+        turned output off."""
+        if self._info is None:
+            return
+        if self._device.link_state is LinkState.OTHER_UNIT:
+            self._rec.event(
+                "end_check",
+                {"result": "other_unit", "message": "another unit is on the port; not ours"},
+            )
+            return
+        status = self._read_status()
+        if status is not None and status.state not in ACTIVE_STATES:
+            self._rec.event("end_check", {"result": "inactive", "status": status_data(status)})
+            return
+        seen = f"was {status.state.name}" if status is not None else "could not be read"
+        self._estop_now(
+            "end",
+            f"ending the session ({reason}): the device {seen}",
+            None,
+            record_here=True,
+        )
+        self._drain_supervisor_output()
 
     def _abandon(self, reason: str) -> None:
         """The record cannot be written: output was stopped; show why and stop the engine."""

@@ -10,9 +10,11 @@ safety event into an exception.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import logging
 import sqlite3
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +32,12 @@ ALARM_EVENT_KIND: dict[ChangeKind, str] = {
     ChangeKind.ACKNOWLEDGED: "alarm_acknowledged",
     ChangeKind.CLEARED: "alarm_cleared",
 }
+
+
+def occurred_at(monotonic: float) -> str:
+    """The wall-clock time (UTC, ISO 8601, ms) of a host-monotonic instant in the past."""
+    wall = time.time() - (time.monotonic() - monotonic)
+    return dt.datetime.fromtimestamp(wall, dt.UTC).isoformat(timespec="milliseconds")
 
 
 class RecordWriteError(RuntimeError):

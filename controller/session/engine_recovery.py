@@ -11,7 +11,6 @@ last telemetry, a lower bound, when the device restarted) and waits in RECOVERY.
 from __future__ import annotations
 
 import logging
-import time
 
 from controller.device import (
     DeviceEvent,
@@ -24,8 +23,10 @@ from controller.session.engine_core import (
     LOST_KINDS,
     status_data,
 )
+from controller.session.engine_record import occurred_at
 from controller.session.engine_steps import EngineSteps
 from controller.session.model import (
+    Outcome,
     Phase,
     StepStatus,
 )
@@ -161,8 +162,19 @@ class EngineRecovery(EngineSteps):
         )
 
     def _handle_device_event(self, ev: DeviceEvent) -> None:
-        """Record a device or link event first, then act on it."""
+        """Record a device or link event first, then act on it.
+
+        A link event moves the engine's epoch to the one right after it: decisions taken from
+        here on are taken on that connection (see ``_command``)."""
         kind = ev.kind
+        if ev.epoch is not None:
+            with self._lock:
+                self._epoch = ev.epoch
+        if kind in (DeviceEventKind.ESTOP_SENT, DeviceEventKind.ESTOP_CONFIRMED):
+            return  # ESTOPs are recorded by whoever asked for them (the link's in link_lost)
+        if kind is DeviceEventKind.UNIT_CHANGED:
+            self._on_unit_changed(ev)
+            return
         if kind.from_device:
             self._rec.event(
                 "device_event",
@@ -182,16 +194,24 @@ class EngineRecovery(EngineSteps):
                     "kind": kind.value,
                     "last_phase": self._phase.value,
                     "request": ev.request.name if ev.request is not None else None,
+                    **self._when(ev),
                 },
             )
         elif kind in BACK_KINDS:
             if self._phase in (Phase.LINK_LOST,) or kind is DeviceEventKind.RECONNECTED:
                 self._rec.event(
-                    "reconnected", {"message": ev.message, "status": status_data(ev.status)}
+                    "reconnected",
+                    {"message": ev.message, "status": status_data(ev.status), **self._when(ev)},
                 )
         elif kind is DeviceEventKind.DEVICE_RESTARTED:
             self._rec.event(
-                "device_restarted", {"message": ev.message, "old_boot_id": self._boot_id}
+                "device_restarted",
+                {
+                    "message": ev.message,
+                    "old_boot_id": ev.old_boot_id if ev.old_boot_id is not None else self._boot_id,
+                    "new_boot_id": ev.new_boot_id,
+                    **self._when(ev),
+                },
             )
         elif kind is DeviceEventKind.OUTCOME_UNKNOWN:
             self._rec.event(
@@ -199,12 +219,18 @@ class EngineRecovery(EngineSteps):
                 {
                     "command": ev.request.name if ev.request is not None else None,
                     "message": ev.message,
+                    **self._when(ev),
                 },
             )
         else:
             self._rec.event(
                 "link_event",
-                {"kind": kind.value, "message": ev.message, "status": status_data(ev.status)},
+                {
+                    "kind": kind.value,
+                    "message": ev.message,
+                    "status": status_data(ev.status),
+                    **self._when(ev),
+                },
             )
         if self._phase in (Phase.PREFLIGHT, Phase.REFUSED, Phase.FINISHED):
             return
@@ -232,12 +258,36 @@ class EngineRecovery(EngineSteps):
         elif kind is DeviceEventKind.HANDPIECE_CHANGED and self._protocol is not None:
             self._emit("notice", {"message": ev.message})
 
+    @staticmethod
+    def _when(ev: DeviceEvent) -> dict[str, object]:
+        """When a link event happened (not when the engine got round to recording it)."""
+        return {"occurred_at": occurred_at(ev.monotonic), "epoch": ev.epoch}
+
+    def _on_unit_changed(self, ev: DeviceEvent) -> None:
+        """Another unit answered after a reconnect: the session ends as interrupted, naming
+        both serials; nothing but a status read goes to that unit (the link sees to it)."""
+        expected = ev.identity.serial if ev.identity is not None else "unknown"
+        found = ev.other.serial if ev.other is not None else "unknown"
+        self._rec.event(
+            "unit_changed",
+            {"expected": expected, "found": found, "message": ev.message, **self._when(ev)},
+        )
+        with self._lock:
+            self._unit_change = (expected, found)
+        if self._phase in (Phase.PREFLIGHT, Phase.REFUSED, Phase.FINISHED):
+            return
+        self._finish(
+            Outcome.INTERRUPTED,
+            f"another unit answered after a reconnect (expected {expected}, found {found}); "
+            "the session cannot continue on it",
+        )
+
     def _on_lost(self, ev: DeviceEvent) -> None:
         restarted = ev.kind is DeviceEventKind.DEVICE_RESTARTED
         with self._lock:
             self._interrupted = True
             if self._phase is not Phase.LINK_LOST:
-                self._lost_at = time.monotonic()
+                self._lost_at = self._clock()
             if self._phase is Phase.MANUAL and self._attempt_open:
                 planned = self._current()
                 planned.manual_done_ms = self._manual_elapsed_ms(planned)
@@ -260,7 +310,7 @@ class EngineRecovery(EngineSteps):
         lost_at = self._lost_at
         if limit is None or lost_at is None or self._reconnect_failed:
             return
-        if time.monotonic() - lost_at > limit:
+        if self._clock() - lost_at > limit:
             self._rec.event("link_event", {"kind": "reconnect_given_up", "limit_s": limit})
             self._set_phase(
                 Phase.LINK_LOST,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from typing import Any
 
 from controller.device import (
@@ -38,6 +37,7 @@ from controller.session.preflight import (
     run_checks,
 )
 from controller.session.supervisor import fault_message
+from controller.wire import State
 from protocols import DeliveryStep, to_device_step
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,10 @@ class EngineSteps(EngineCore):
             return
         self._begin(info, {"result": "passed", "checks": findings.checks})
         if findings.faults_to_clear:
+            epoch = self._epoch_now()
             result = self._command(
                 "CLEAR_FAULTS",
-                self._device.clear_faults,
+                lambda: self._device.clear_faults(epoch=epoch),
                 reason="faults latched before this session",
                 faults=findings.faults_to_clear.names(),
             )
@@ -137,12 +138,14 @@ class EngineSteps(EngineCore):
         with self._lock:
             self._info = info
             self._boot_id = info.boot_id
+            self._epoch = self._device.epoch
+        # A session begins by accepting the unit as it is now (a restart reported before it
+        # was acknowledged with the device screen): its boot_id is the one kept from here.
+        self._device.acknowledge_restart()
         return info
 
     def _wait_first_telemetry(self) -> None:
-        deadline = time.monotonic() + FIRST_TELEMETRY_S
-        while self._latest is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self._first_telemetry.wait(FIRST_TELEMETRY_S)
 
     def _begin(self, info: DeviceInfo, preflight: dict[str, Any]) -> None:
         """Write the session row (``session_started``), then what preflight found."""
@@ -285,9 +288,10 @@ class EngineSteps(EngineCore):
             self._step_elapsed_seen = 0
             self._setpoint_dv = values.amplitude_dv
         self._emit("step", {"index": planned.index, "event": "started"})
+        epoch = self._epoch_now()
         result = self._command(
             "CONFIGURE_STEP",
-            lambda: self._device.configure_step(values),
+            lambda: self._device.configure_step(values, epoch=epoch),
             step_id=values.step_id,
             values=dataclasses.asdict(values),
         )
@@ -332,7 +336,10 @@ class EngineSteps(EngineCore):
         planned = self._current()
         with self._lock:
             self._awaiting_contact = False
-        result = self._command("START", self._device.start, step_id=values.step_id)
+        epoch = self._epoch_now()
+        result = self._command(
+            "START", lambda: self._device.start(epoch=epoch), step_id=values.step_id
+        )
         if result == "ack":
             with self._lock:
                 self._started = True
@@ -371,6 +378,8 @@ class EngineSteps(EngineCore):
         status = self._read_status()
         if status is None:
             return  # the link is being lost; its events take over
+        if status.state not in (State.IDLE, State.READY):
+            return  # telemetry said idle, STATUS does not (yet): the attempt stays open
         planned = self._current()
         ours = status.step_id == values.step_id
         delivered = status.step_elapsed_ms if ours else self._live_elapsed()

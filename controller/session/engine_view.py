@@ -7,7 +7,6 @@ half-updated state and building it never waits for the port or the disk.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from controller.device import DeviceInfo
@@ -68,6 +67,7 @@ def live_view(
     received_at: float | None,
     setpoint_dv: int | None,
     current_limit_ua: int | None,
+    now: float,
 ) -> LiveView | None:
     if telemetry is None or received_at is None:
         return None
@@ -81,7 +81,7 @@ def live_view(
         temperature_dc=telemetry.temperature_dc,
         contact=contact_name(telemetry.contact),
         faults=tuple(Fault(telemetry.faults).names()),
-        age_s=max(0.0, time.monotonic() - received_at),
+        age_s=max(0.0, now - received_at),
     )
 
 

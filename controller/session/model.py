@@ -190,6 +190,9 @@ class SessionSnapshot:
     read at preflight and again when the session ends; None before the protocol is known."""
     reconnect_failed: bool = False
     """In LINK_LOST: reconnecting was given up (``Action.RECONNECT`` tries again)."""
+    unit_change: tuple[str, str] | None = None
+    """(expected serial, found serial) when another unit answered after a reconnect: the
+    session ended as interrupted and cannot continue on it."""
 
     @property
     def current_step(self) -> StepView | None:
@@ -236,8 +239,9 @@ class SessionControl(Protocol):
     def request(self, action: Action, reason: str | None = None) -> None:
         """Queue a practitioner action; refusals come back as ``notices`` in the snapshot."""
 
-    def emergency_stop(self, source: str = "operator") -> None:
-        """Send ESTOP now, from the caller's thread, then record it and tell listeners."""
+    def emergency_stop(self, source: str = "operator") -> bool:
+        """Send ESTOP now, from the caller's thread; the engine records it and tells listeners.
+        Returns whether the bytes went out."""
 
     def drain_telemetry(self) -> list[Telemetry]:
         """Telemetry received since the last drain (bounded; the UI drains at 15-20 Hz)."""

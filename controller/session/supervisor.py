@@ -32,6 +32,7 @@ from controller.session.alarms import (
 )
 from controller.session.limits import LimitRefusal, volts
 from controller.wire import Contact, Event, EventCode, Fault, State, Status, Telemetry
+from controller.wire.sequence import dseq_is_newer
 
 # --- thresholds (the reasons are in docs/alarms.md) ----------------------------------------
 
@@ -213,10 +214,6 @@ def _ms_between(earlier: int, later: int) -> int:
     return (later - earlier) % (1 << 32)
 
 
-def _dseq_newer(new: int, last: int | None) -> bool:
-    return last is None or 0 < (new - last) % 65536 < 32768
-
-
 def _exceeds(elapsed: float, limit: float) -> bool:
     """``elapsed > limit`` robust to float noise: 1.3 - 1.0 is not more than 0.3."""
     return elapsed - limit > _EPS
@@ -308,10 +305,10 @@ class SafetySupervisor:
         self._note_boot(t.boot_id)
         self._last_telemetry_at = now
         actions = self._set(AlarmCode.TELEMETRY_STALE, False, now)
-        if not _dseq_newer(t.dseq, self._last_tel_dseq):
+        if not dseq_is_newer(t.dseq, self._last_tel_dseq):
             return actions
         self._last_tel_dseq = t.dseq
-        if _dseq_newer(t.dseq, self._last_dseq):
+        if dseq_is_newer(t.dseq, self._last_dseq):
             self._last_dseq = t.dseq
             actions += self._update_state(t.state, now)
             self._contact = t.contact
@@ -334,7 +331,7 @@ class SafetySupervisor:
                 "only if the client is comfortable.",
                 {"amplitude_dv": ev.arg, "amplitude_v": ev.arg / 10},
             )
-        if not _dseq_newer(ev.dseq, self._last_dseq):
+        if not dseq_is_newer(ev.dseq, self._last_dseq):
             return actions
         self._last_dseq = ev.dseq
         if ev.event == EventCode.FAULT_RAISED:
@@ -437,6 +434,16 @@ class SafetySupervisor:
         actions = self._set(AlarmCode.DEVICE_RESTARTED, True, now)
         actions += self._set(AlarmCode.AMPLITUDE_LIMITED, False, now)
         return actions
+
+    def on_unit_changed(self, expected: str, found: str, now: float) -> list[SupervisorAction]:
+        """After a reconnect another unit (serial ``found``) answered instead of ``expected``."""
+        message = (
+            f"After the connection came back, unit {found} answered instead of {expected}, "
+            "the unit this session started on. The session cannot continue on it and was "
+            "ended; nothing but a status read was sent to it. Check which unit is connected."
+        )
+        detail: dict[str, object] = {"expected": expected, "found": found}
+        return self._set(AlarmCode.UNIT_CHANGED, True, now, message, detail)
 
     def on_outcome_unknown(self, request_name: str, now: float) -> list[SupervisorAction]:
         """The link was lost before the reply to ``request_name`` (START, RESUME,

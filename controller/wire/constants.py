@@ -19,7 +19,14 @@ HEARTBEAT_PERIOD_S = 0.100
 WATCHDOG_S = 0.500
 REPLY_BOUND_S = 0.020
 BAUD_RATES = (115200, 230400, 460800, 921600)
+#: A serial number that begins with this identifies a simulator (interface §4); real units never
+#: use it. Defined once here; everything that labels a session as simulated asks this module.
 SIM_SERIAL_PREFIX = "SIM-"
+
+
+def is_simulator_serial(serial: str) -> bool:
+    """Whether ``serial`` names a simulator (``SIM-...``): its sessions are never treatments."""
+    return serial.startswith(SIM_SERIAL_PREFIX)
 
 
 class MsgType(IntEnum):
@@ -45,6 +52,15 @@ class MsgType(IntEnum):
     @property
     def is_request(self) -> bool:
         return 0x01 <= self.value <= 0x3F
+
+
+#: Requests whose outcome is unknown when the link is lost before their reply (interface §3):
+#: never re-issued with a new seq by the host; the operator decides after reading STATUS.
+OUTCOME_UNCERTAIN: frozenset[MsgType]
+#: Requests bound to the connection they were decided on (interface §3, [1.1]): one decided
+#: before a link loss, a reconnect or a re-handshake (a device restart included) is never written
+#: after it. PAUSE and STOP are not among them: they act on whatever is delivering now.
+EPOCH_BOUND: frozenset[MsgType]
 
 
 class NakCode(IntEnum):
@@ -78,6 +94,9 @@ class State(IntEnum):
 
 
 ACTIVE_STATES = frozenset({State.RUNNING, State.PAUSED, State.HOLD, State.STOPPING})
+
+OUTCOME_UNCERTAIN = frozenset({MsgType.START, MsgType.RESUME, MsgType.SET_AMPLITUDE})
+EPOCH_BOUND = OUTCOME_UNCERTAIN | {MsgType.CONFIGURE_STEP, MsgType.CLEAR_FAULTS}
 
 
 class Fault(IntFlag):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from controller.wire.constants import MsgType
+from controller.wire.constants import MsgType, is_simulator_serial
 
 # --- host requests -----------------------------------------------------------------------
 
@@ -115,7 +115,7 @@ class HelloReply(NamedTuple):
 
     @property
     def is_simulator(self) -> bool:
-        return self.serial.startswith("SIM-")
+        return is_simulator_serial(self.serial)
 
 
 class Status(NamedTuple):

@@ -31,6 +31,39 @@ Clients = Callable[..., DeviceClient]
 STEP = m.ConfigureStep(7, 1, 0, 400, 500, 500, 100, 0, 0, 0, 0, 5000, 600_000, 1)
 
 
+class EventLog:
+    """Every event a client's listeners get, in order, for tests to wait on."""
+
+    def __init__(self, client: DeviceClient) -> None:
+        self._cond = threading.Condition()
+        self.events: list[DeviceEvent] = []
+        self._taken = 0
+        client.add_listener(self._on_event)
+
+    def _on_event(self, event: DeviceEvent) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def kinds(self) -> list[DeviceEventKind]:
+        with self._cond:
+            return [e.kind for e in self.events]
+
+    def wait(self, kind: DeviceEventKind, timeout: float = 5) -> DeviceEvent:
+        """The next event of ``kind`` after those already waited for."""
+        with self._cond:
+            while True:
+                for index in range(self._taken, len(self.events)):
+                    if self.events[index].kind is kind:
+                        self._taken = index + 1
+                        return self.events[index]
+                self._taken = len(self.events)
+                assert self._cond.wait(timeout), f"no {kind} event; got {self.kinds()}"
+
+
+LOGS: dict[int, EventLog] = {}
+
+
 @pytest.fixture
 def clients() -> Iterator[Clients]:
     made: list[DeviceClient] = []
@@ -39,12 +72,14 @@ def clients() -> Iterator[Clients]:
         options.setdefault("handshake_timeout", 0.5)
         options.setdefault("backoff", (0.02, 0.1))
         client = DeviceClient(url, **options)
+        LOGS[id(client)] = EventLog(client)
         made.append(client)
         return client
 
     yield make
     for client in made:
         client.close()
+        LOGS.pop(id(client), None)
 
 
 def connected(fakes: Fakes, clients: Clients, **config: Any) -> tuple[FakeOnPty, DeviceClient]:
@@ -55,11 +90,7 @@ def connected(fakes: Fakes, clients: Clients, **config: Any) -> tuple[FakeOnPty,
 
 
 def wait_event(client: DeviceClient, kind: DeviceEventKind, timeout: float = 5) -> DeviceEvent:
-    while True:
-        event = client.next_event(timeout)
-        assert event is not None, f"no {kind} event"
-        if event.kind is kind:
-            return event
+    return LOGS[id(client)].wait(kind, timeout)
 
 
 def test_connect_returns_device_info(fakes: Fakes, clients: Clients) -> None:
@@ -92,19 +123,19 @@ def test_connect_errors_are_the_links_clear_errors(fakes: Fakes, clients: Client
 def test_requests_before_connect_say_so(clients: Clients) -> None:
     client = clients("/dev/null-epm")
     with pytest.raises(NotConnected, match="connect"):
-        client.configure_step(STEP)
+        client.configure_step(STEP, epoch=client.epoch)
     assert client.estop() is False
 
 
 def test_session_round_trip_with_typed_results_and_events(fakes: Fakes, clients: Clients) -> None:
     fake, client = connected(fakes, clients)
-    client.configure_step(STEP)
+    client.configure_step(STEP, epoch=client.epoch)
     status = client.status()
     assert status.state is State.READY and status.step_id == 7
-    client.set_amplitude(450)
-    client.start()
+    client.set_amplitude(450, epoch=client.epoch)
+    client.start(epoch=client.epoch)
     client.pause()
-    client.resume()
+    client.resume(epoch=client.epoch)
     client.stop()
     assert wait_until(lambda: fake.device.state is State.IDLE)
     changes = []
@@ -117,7 +148,9 @@ def test_session_round_trip_with_typed_results_and_events(fakes: Fakes, clients:
 def test_configure_step_refused_locally_sends_nothing(fakes: Fakes, clients: Clients) -> None:
     fake, client = connected(fakes, clients)
     with pytest.raises(LimitsExceeded) as caught:
-        client.configure_step(STEP._replace(amplitude_max_dv=1300, current_limit_ua=12000))
+        client.configure_step(
+            STEP._replace(amplitude_max_dv=1300, current_limit_ua=12000), epoch=client.epoch
+        )
     text = str(caught.value)
     assert text.startswith("CONFIGURE_STEP not sent: ")
     assert "amplitude_max 130.0 V exceeds this device's maximum of 120.0 V" in text
@@ -130,7 +163,7 @@ def test_device_nak_raises_device_refused_naming_the_field(fakes: Fakes, clients
     fake, client = connected(fakes, clients)
     fake.device.nak_next(MsgType.CONFIGURE_STEP, NakCode.OUT_OF_RANGE, 6)
     with pytest.raises(DeviceRefused) as caught:
-        client.configure_step(STEP)
+        client.configure_step(STEP, epoch=client.epoch)
     error = caught.value
     assert (error.cmd, error.code_name, error.detail) == (
         MsgType.CONFIGURE_STEP,
@@ -145,11 +178,11 @@ def test_device_nak_raises_device_refused_naming_the_field(fakes: Fakes, clients
 def test_bad_state_and_fault_persists(fakes: Fakes, clients: Clients) -> None:
     fake, client = connected(fakes, clients, fault_persists=True)
     with pytest.raises(DeviceRefused, match="START refused: not allowed while the device is IDLE"):
-        client.start()
+        client.start(epoch=client.epoch)
     assert client.estop() is True
     wait_event(client, DeviceEventKind.ESTOP_CONFIRMED)
     with pytest.raises(DeviceRefused) as caught:
-        client.clear_faults()
+        client.clear_faults(epoch=client.epoch)
     assert caught.value.code_name == "FAULT_PERSISTS"
     assert fake.device.faults & Fault.ESTOP
 
@@ -161,19 +194,32 @@ def test_handpiece_change_is_tracked_for_local_checks(fakes: Fakes, clients: Cli
     assert event.handpiece is Handpiece.COMB
     assert client.handpiece is Handpiece.COMB
     with pytest.raises(LimitsExceeded, match="SCALP_ROLLER handpiece but the COMB is attached"):
-        client.configure_step(STEP)
-    client.configure_step(STEP._replace(handpiece=3))
+        client.configure_step(STEP, epoch=client.epoch)
+    client.configure_step(STEP._replace(handpiece=3), epoch=client.epoch)
 
 
 def test_set_amplitude_above_the_step_ceiling_is_refused_locally(
     fakes: Fakes, clients: Clients
 ) -> None:
     fake, client = connected(fakes, clients)
-    client.configure_step(STEP)
+    client.configure_step(STEP, epoch=client.epoch)
     with pytest.raises(
-        LimitsExceeded, match=r"outside 0\.1 V\.\.the step's amplitude_max of 50\.0 V"
+        LimitsExceeded, match=r"60\.0 V is above the step's amplitude_max of 50\.0 V"
     ):
-        client.set_amplitude(600)
+        client.set_amplitude(600, epoch=client.epoch)
+    assert fake.device.rx(MsgType.SET_AMPLITUDE) == []
+
+
+def test_set_amplitude_zero_names_the_minimum_even_without_a_step(
+    fakes: Fakes, clients: Clients
+) -> None:
+    fake, client = connected(fakes, clients)
+    with pytest.raises(LimitsExceeded) as caught:
+        client.set_amplitude(0, epoch=client.epoch)
+    refusal = caught.value.refusals[0]
+    assert refusal.limit == "amplitude_min"
+    assert "0.0 V is below the device's minimum of 0.1 V" in str(caught.value)
+    assert "amplitude_max" not in str(caught.value)
     assert fake.device.rx(MsgType.SET_AMPLITUDE) == []
 
 
@@ -202,7 +248,7 @@ def test_telemetry_buffer_is_bounded_and_drained(fakes: Fakes, clients: Clients)
     assert wait_until(lambda: len(client.drain_telemetry(3)) == 3)
 
 
-def test_listeners_run_on_the_reader_thread_and_survive_errors(
+def test_listeners_run_on_the_dispatch_thread_and_survive_errors(
     fakes: Fakes, clients: Clients
 ) -> None:
     fake = fakes(telemetry_hz=100)
@@ -220,7 +266,7 @@ def test_listeners_run_on_the_reader_thread_and_survive_errors(
     client.add_telemetry_listener(on_telemetry)
     client.connect()
     assert got.wait(5)
-    assert set(seen) == {"epm-link-reader"}
+    assert set(seen) == {"epm-link-dispatch"}
     assert wait_until(lambda: client.listener_errors >= 2)
     assert client.health().telemetry_received >= 2  # the reader carried on
     assert [e.kind for e in events][:1] == [DeviceEventKind.LINK_UP]
@@ -232,11 +278,11 @@ def test_listeners_run_on_the_reader_thread_and_survive_errors(
 
 def test_start_outcome_unknown_via_the_client(fakes: Fakes, clients: Clients) -> None:
     fake, client = connected(fakes, clients)
-    client.configure_step(STEP)
+    client.configure_step(STEP, epoch=client.epoch)
     fake.device.silence()
     with pytest.raises(OutcomeUnknown):
-        client.start()
-    kinds = [e.kind for e in client.events()]
+        client.start(epoch=client.epoch)
+    kinds = LOGS[id(client)].kinds()
     assert DeviceEventKind.LINK_LOST in kinds and DeviceEventKind.OUTCOME_UNKNOWN in kinds
     with pytest.raises(LinkLost):
         client.status()
@@ -255,13 +301,6 @@ def test_device_restart_reaches_the_client(fakes: Fakes, clients: Clients) -> No
     event = wait_event(client, DeviceEventKind.RECONNECTED)
     assert event.info is not None and event.info.boot_id == 0x0BAD
     assert client.info is not None and client.info.boot_id == 0x0BAD
-
-
-def test_explicit_hello_refreshes_info(fakes: Fakes, clients: Clients) -> None:
-    fake, client = connected(fakes, clients)
-    fake.device.config.serial = "FAKE-0099"
-    info = client.hello()
-    assert info.serial == "FAKE-0099" and client.info == info
 
 
 def test_reconnect_after_close_uses_a_fresh_link(fakes: Fakes, clients: Clients) -> None:

@@ -10,11 +10,10 @@ from controller.device import (
     DeviceEventKind,
     DeviceInfo,
     DeviceProtocolError,
-    EventQueue,
     Status,
     TelemetryBuffer,
 )
-from controller.device.events import DeviceEvent, from_link_event, from_wire_event
+from controller.device.events import from_link_event, from_wire_event
 from controller.link import LinkEvent, LinkEventKind
 from controller.wire import messages as m
 from controller.wire.constants import Contact, EventCode, Fault, Handpiece, MsgType, State, Waveform
@@ -139,20 +138,6 @@ def test_every_link_event_kind_has_a_device_event_kind() -> None:
         assert event.kind.value == kind.value
         assert not event.kind.from_device
         assert event.request is MsgType.START
-
-
-def test_event_queue_is_bounded_and_waits() -> None:
-    queue = EventQueue(capacity=3)
-    assert queue.get(timeout=0.01) is None
-    for i in range(5):
-        queue.put(DeviceEvent(DeviceEventKind.DSEQ_GAP, f"gap {i}", lost=i))
-    assert queue.dropped == 2
-    assert [e.lost for e in queue.drain()] == [2, 3, 4]
-    producer = threading.Timer(0.02, queue.put, [DeviceEvent(DeviceEventKind.CLOSED, "bye")])
-    producer.start()
-    got = queue.get(timeout=5)
-    producer.join()
-    assert got is not None and got.kind is DeviceEventKind.CLOSED
 
 
 def tel(dseq: int) -> m.Telemetry:

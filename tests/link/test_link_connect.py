@@ -118,7 +118,7 @@ def test_open_twice_is_refused(fakes: Fakes, links: Links) -> None:
 # --- unplug and reconnect --------------------------------------------------------------------
 
 
-def test_unplug_closes_port_at_once_and_reconnects_to_the_new_device(
+def test_unplug_closes_port_at_once_and_reconnects_to_the_same_unit_restarted(
     fakes: Fakes, links: Links, tmp_path: Path
 ) -> None:
     first = fakes(telemetry_hz=100)
@@ -133,7 +133,9 @@ def test_unplug_closes_port_at_once_and_reconnects_to_the_new_device(
 
     rec.on_link = watch
     link.open()
-    link.request(m.ConfigureStep(7, 1, 0, 400, 500, 500, 100, 0, 0, 0, 0, 5000, 600_000, 1))
+    link.request(
+        m.ConfigureStep(7, 1, 0, 400, 500, 500, 100, 0, 0, 0, 0, 5000, 600_000, 1), epoch=link.epoch
+    )
     first.device.unplug()
     down = rec.wait_kind(LinkEventKind.LINK_DOWN)
     assert port_open_at_down == [False]  # closed before anyone was told
@@ -143,10 +145,17 @@ def test_unplug_closes_port_at_once_and_reconnects_to_the_new_device(
         link.request(m.Heartbeat())
     assert "reopening" in str(refused.value)
     assert wait_until(lambda: link.health().reconnect_attempts >= 2)  # retried meanwhile
-    second = fakes(boot_id=0x5678, serial="FAKE-0002")
+    # The same unit comes back on another pty, power-cycled while it was unplugged.
+    second = fakes(boot_id=0x5678, serial="FAKE-0001")
     point(stable, second.path)
     event = rec.wait_kind(LinkEventKind.RECONNECTED)
-    assert event.hello is not None and event.hello.serial == "FAKE-0002"
+    restarted = rec.wait_kind(LinkEventKind.DEVICE_RESTARTED)
+    assert (restarted.old_boot_id, restarted.new_boot_id) == (0x1234, 0x5678)
+    assert "while the link was down" in restarted.message
+    assert rec.kinds().index(LinkEventKind.DEVICE_RESTARTED) < rec.kinds().index(
+        LinkEventKind.RECONNECTED
+    )
+    assert event.hello is not None and event.hello.serial == "FAKE-0001"
     assert event.status is not None and event.status.state == State.IDLE
     assert [r.mtype for r in second.device.rx()][:2] == [MsgType.HELLO, MsgType.GET_STATUS]
     assert link.state is LinkState.UP
@@ -161,13 +170,15 @@ def test_unplug_during_a_request_fails_it_at_once(
     fake = fakes()
     link, rec = links(fake.path)
     link.open()
-    link.request(m.ConfigureStep(7, 1, 0, 400, 500, 500, 100, 0, 0, 0, 0, 5000, 600_000, 1))
+    link.request(
+        m.ConfigureStep(7, 1, 0, 400, 500, 500, 100, 0, 0, 0, 0, 5000, 600_000, 1), epoch=link.epoch
+    )
     fake.device.hold_replies(MsgType.START)
     errors: list[Exception] = []
 
     def start() -> None:
         try:
-            link.request(m.Start())
+            link.request(m.Start(), epoch=link.epoch)
         except Exception as exc:
             errors.append(exc)
 

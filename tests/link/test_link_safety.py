@@ -30,8 +30,8 @@ def up(fakes: Fakes, links: Links, **config: object) -> tuple[FakeOnPty, Link, R
 
 def running(fakes: Fakes, links: Links, **config: object) -> tuple[FakeOnPty, Link, Recorder]:
     fake, link, rec = up(fakes, links, **config)
-    link.request(STEP)
-    link.request(m.Start())
+    link.request(STEP, epoch=link.epoch)
+    link.request(m.Start(), epoch=link.epoch)
     assert fake.device.state is State.RUNNING
     return fake, link, rec
 
@@ -60,7 +60,7 @@ def test_heartbeat_keeps_a_frame_on_the_wire_every_100_ms_while_running(
 def test_no_heartbeat_outside_active_states(fakes: Fakes, links: Links, state: State) -> None:
     fake, link, rec = up(fakes, links, telemetry_hz=100)
     if state is State.READY:
-        link.request(STEP)
+        link.request(STEP, epoch=link.epoch)
     rec.wait_telemetry(len(rec.telemetry) + 30)  # ≥ 300 ms of device time pass
     assert fake.device.rx(MsgType.HEARTBEAT) == []
     assert link.device_state is state
@@ -68,8 +68,8 @@ def test_no_heartbeat_outside_active_states(fakes: Fakes, links: Links, state: S
 
 def test_heartbeats_stop_after_the_step_ends(fakes: Fakes, links: Links) -> None:
     fake, link, rec = up(fakes, links, telemetry_hz=100)
-    link.request(STEP._replace(duration_ms=150))
-    link.request(m.Start())
+    link.request(STEP._replace(duration_ms=150), epoch=link.epoch)
+    link.request(m.Start(), epoch=link.epoch)
     assert wait_until(lambda: link.device_state is State.IDLE)
     rec.wait_telemetry(len(rec.telemetry) + 5)
     beats = len(fake.device.rx(MsgType.HEARTBEAT))
@@ -85,10 +85,12 @@ def test_estop_is_written_while_another_request_waits_for_its_reply(
 ) -> None:
     fake, link, rec = up(fakes, links)
     dev = fake.device
-    link.request(STEP)
+    link.request(STEP, epoch=link.epoch)
     dev.hold_replies(MsgType.START)
     result: list[object] = []
-    starter = threading.Thread(target=lambda: result.append(link.request(m.Start())))
+    starter = threading.Thread(
+        target=lambda: result.append(link.request(m.Start(), epoch=link.epoch))
+    )
     starter.start()
     try:
         assert dev.wait_rx(MsgType.START)
@@ -127,10 +129,10 @@ def test_start_with_link_lost_is_outcome_unknown_and_never_resent(
 ) -> None:
     fake, link, rec = up(fakes, links)
     dev = fake.device
-    link.request(STEP)
+    link.request(STEP, epoch=link.epoch)
     dev.silence()
     with pytest.raises(OutcomeUnknown) as caught:
-        link.request(m.Start())
+        link.request(m.Start(), epoch=link.epoch)
     assert caught.value.request is MsgType.START
     assert "will not send it again" in str(caught.value)
     event = rec.wait_kind(LinkEventKind.OUTCOME_UNKNOWN)
@@ -152,7 +154,7 @@ def test_resume_and_set_amplitude_are_outcome_sensitive(
     fake, link, _ = running(fakes, links)
     fake.device.silence()
     with pytest.raises(OutcomeUnknown):
-        link.request(msg)
+        link.request(msg, epoch=link.epoch)
 
 
 def test_pause_with_link_lost_is_plain_link_lost(fakes: Fakes, links: Links) -> None:
@@ -270,26 +272,26 @@ def test_close_wakes_a_waiting_request(fakes: Fakes, links: Links) -> None:
     assert len(errors) == 1 and type(errors[0]).__name__ == "LinkClosed"
 
 
-def test_listener_must_not_make_requests_from_the_reader(fakes: Fakes) -> None:
+def test_listeners_run_on_the_dispatch_thread_and_may_make_requests(fakes: Fakes) -> None:
+    """The reader never runs listener code: a listener that asks the link something gets its
+    answer (the reply does not pass through the dispatcher) and the port keeps being read."""
     fake = fakes(telemetry_hz=100)
-    failures: list[BaseException] = []
+    answers: list[m.Message] = []
     holder: list[Link] = []
 
-    class Greedy(Recorder):
+    class Asker(Recorder):
         def on_telemetry(self, telemetry: m.Telemetry) -> None:
-            try:
-                holder[0].request(m.Heartbeat())
-            except RuntimeError as exc:
-                failures.append(exc)
+            if len(answers) < 3:
+                answers.append(holder[0].request(m.GetStatus()))
             super().on_telemetry(telemetry)
 
-    greedy = Greedy()
-    link = Link(fake.path, listener=greedy, handshake_timeout=0.5)
+    asker = Asker()
+    link = Link(fake.path, listener=asker, handshake_timeout=0.5)
     holder.append(link)
     try:
         link.open()
-        greedy.wait_telemetry(2)
+        asker.wait_telemetry(20)
     finally:
         link.close()
-    assert failures and "listener" in str(failures[0])
-    assert greedy.threads == {"epm-link-reader"}
+    assert len(answers) == 3 and all(isinstance(a, m.Status) for a in answers)
+    assert asker.threads == {"epm-link-dispatch"}

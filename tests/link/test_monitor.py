@@ -38,7 +38,9 @@ def test_capture_of_a_real_session_is_decoded_with_directions(
     capture = tmp_path / "session.txt"
     link, rec = links(f"spy://{fake.path}?file={capture}")
     link.open()
-    link.request(m.ConfigureStep(7, 2, 0, 400, 500, 500, 100, 0, 0, 0, 0, 5000, 600_000, 1))
+    link.request(
+        m.ConfigureStep(7, 2, 0, 400, 500, 500, 100, 0, 0, 0, 0, 5000, 600_000, 1), epoch=link.epoch
+    )
     rec.wait_telemetry(3)
     link.close()
     assert main(["monitor", "--file", str(capture)]) == 0

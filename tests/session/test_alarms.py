@@ -42,6 +42,7 @@ def test_codes_are_exactly_the_specified_ones_with_their_priorities():
         "link_degraded": Priority.MEDIUM,
         "contact_marginal": Priority.LOW,
         "amplitude_limited": Priority.LOW,
+        "unit_changed": Priority.HIGH,
     }
     assert {c.value for c in AlarmCode} == set(expected)
     assert {c.value: ALARM_SPECS[c].priority for c in AlarmCode} == expected

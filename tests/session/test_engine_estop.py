@@ -12,6 +12,7 @@ import pytest
 from controller.session.model import Action, Outcome, Phase
 from controller.wire import Fault, MsgType, State
 from tests.integration.helpers import EngineEnv, Session, engine_env
+from tests.wire_fakes.fixtures import wait_until
 
 __all__ = ["engine_env"]
 
@@ -78,13 +79,15 @@ def test_emergency_stop_from_every_phase(engine_env: EngineEnv, phase: str) -> N
     assert before.phase.value == phase
     assert Action.ESTOP in before.allowed  # always offered, never confirmed
     t0 = time.perf_counter()
-    s.engine.emergency_stop()
+    assert s.engine.emergency_stop() is True  # the bytes went out
     # Sent from this thread before emergency_stop() returned: the device has it already or
     # gets it within the simulator's polling period.
     assert s.sim.wait_until(lambda sim: bool(sim.faults & Fault.ESTOP), 2)
     assert s.receipts_after(t0, MsgType.ESTOP)
     assert s.sim.state is State.FAULT and s.sim.snapshot()["output_dv"] == 0
-    recorded = s.events("estop")  # recorded right after, from the caller's thread
+    # Recorded right after by the engine's thread (the caller's thread never waits for the disk).
+    assert wait_until(lambda: bool(s.events("estop")))
+    recorded = s.events("estop")
     assert recorded and recorded[-1].data["source"] == "operator"
     assert recorded[-1].data["phase"] == phase and recorded[-1].data["bytes_written"]
     if phase == "stopping":

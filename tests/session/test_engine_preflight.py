@@ -62,7 +62,8 @@ def test_a_refusal_lists_every_failed_check_by_layer_and_is_recorded(
     assert session.outcome == "refused" and session.simulated
     kinds = [e.kind for e in s.events()]
     assert kinds[:2] == ["session_started", "preflight"] and kinds[-1] == "session_end"
-    assert kinds[2:-1] == ["warning", "state"]  # the soft-limit warning; preflight -> refused
+    # the soft-limit warning; the device seen inactive at the end; preflight -> refused
+    assert kinds[2:-1] == ["warning", "end_check", "state"]
     assert s.events("state")[0].data["new"] == "refused"
     assert s.events("preflight")[0].data["refusals"] == list(snap.refusals)
     assert s.events("session_end")[0].data["outcome"] == "refused"

@@ -194,6 +194,7 @@ class FixedDevice:
         self.faults = Fault.NONE
         self.handpiece: Handpiece | None = Handpiece.SCALP_ROLLER
         self.connected = threading.Event()
+        self.epoch = 1
         #: When set, ``connect()`` waits for it (the home screen's "connecting…").
         self.gate: threading.Event | None = None
         self.info: DeviceInfo | None = None
@@ -230,7 +231,8 @@ class FixedDevice:
             rx_frame_errors=0,
         )
 
-    def clear_faults(self) -> None:
+    def clear_faults(self, *, epoch: int) -> None:
+        assert epoch == self.epoch
         self.cleared += 1
         self.faults = Fault.NONE
 

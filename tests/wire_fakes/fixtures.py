@@ -108,20 +108,50 @@ def fakes() -> Iterator[Callable[..., FakeOnPty]]:
         fake.close()
 
 
+class Supervisor:
+    """Stands in for a session's supervision: checks the link in every 20 ms until stopped.
+
+    The link writes nothing of its own accord in an active device state without check-ins
+    (interface §3, [1.1]); tests of the link alone use this, tests of that rule stop it.
+    """
+
+    def __init__(self, link: Link, period: float = 0.02) -> None:
+        self._link = link
+        self._period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="epm-test-supervisor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._link.checkin()
+            self._stop.wait(self._period)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
 @pytest.fixture
 def links() -> Iterator[Callable[..., tuple[Link, Recorder]]]:
-    """Factory: an unopened Link with a Recorder listener and fast test timings."""
+    """Factory: an unopened Link with a Recorder listener, fast test timings, and (unless
+    ``supervised=False``) a :class:`Supervisor` checking it in."""
     made: list[Link] = []
+    supervisors: list[Supervisor] = []
 
-    def make(url: str, **options: Any) -> tuple[Link, Recorder]:
+    def make(url: str, *, supervised: bool = True, **options: Any) -> tuple[Link, Recorder]:
         recorder = Recorder()
         options.setdefault("handshake_timeout", 0.5)
         options.setdefault("backoff_initial", 0.02)
         options.setdefault("backoff_max", 0.1)
         link = Link(url, listener=recorder, **options)
         made.append(link)
+        if supervised:
+            supervisors.append(Supervisor(link))
         return link, recorder
 
     yield make
+    for supervisor in supervisors:
+        supervisor.stop()
     for link in made:
         link.close()

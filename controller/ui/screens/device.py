@@ -214,12 +214,14 @@ class DeviceScreen(Screen[None]):
         self._reading = True
         self.refresh_bindings()
 
+        epoch = device.epoch  # decided now, on the connection this screen shows
+
         def work() -> None:
             status: Status | None = None
             error = ""
             try:
                 if request == "clear_faults":
-                    device.clear_faults()
+                    device.clear_faults(epoch=epoch)
                 status = device.status()
             except Exception as exc:  # shown in the status box, never a traceback
                 error = f"{what} failed: {exc}"

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import NamedTuple
 
 import serial
@@ -33,18 +32,18 @@ from controller.link.core import (
     HEARTBEAT_IDLE_S,
     SUPERVISION_WINDOW_S,
     Completion,
-    Delivery,
     LinkCore,
 )
+from controller.link.dispatch import Dispatcher
 from controller.link.errors import LinkClosed, LinkError, OtherUnit
-from controller.link.events import LinkEvent, LinkListener, NullListener
+from controller.link.events import LinkListener, NullListener
 from controller.link.health import LinkHealth
 from controller.link.identity import Continuity, DeviceIdentity
 from controller.link.port import READ_TIMEOUT_S, WRITE_TIMEOUT_S, open_port
 from controller.link.states import LinkState
 from controller.link.timing import DEFAULT_BAUD, frame_wire_bytes, t_reply
 from controller.wire.constants import ACTIVE_STATES, MsgType, State
-from controller.wire.messages import HELLO_MAX_HOST_ID, HelloReply, Message, Status, Telemetry
+from controller.wire.messages import HELLO_MAX_HOST_ID, HelloReply, Message, Status
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +54,6 @@ TICK_S = 0.1
 GUARD_S = 10.0
 #: How long joining a thread in :meth:`Link.close` may take.
 JOIN_S = 2.0
-#: Telemetry frames the dispatcher may hold for a slow listener before dropping (and counting).
-DISPATCH_CAPACITY = 4096
 
 
 _SETTLED = frozenset({LinkState.UP, LinkState.OTHER_UNIT, LinkState.CLOSED})
@@ -139,11 +136,7 @@ class Link:
         self._stop = threading.Event()
         self._port: serial.SerialBase | None = None
         self._waiters: dict[int, _Waiter] = {}
-        self._outbox: deque[Delivery] = deque()
-        self._outbox_cond = threading.Condition()
-        self._queued_telemetry = 0
-        self._dispatched = 0
-        self._enqueued = 0
+        self._dispatcher = Dispatcher(self._listener, self._core.health)
         self._opened = False
         self._closing = False
         self._threads: list[threading.Thread] = []
@@ -189,7 +182,7 @@ class Link:
                 found=other.serial,
             )
         assert hello is not None and status is not None
-        self._wait_dispatched()  # the listener has heard LINK_UP before open() returns
+        self._dispatcher.wait_delivered(JOIN_S)  # the listener heard LINK_UP before open() returns
         return Handshake(hello, status)
 
     def close(self) -> None:
@@ -209,8 +202,7 @@ class Link:
             port = self._port
         self._stop.set()
         self._kicked.set()
-        with self._outbox_cond:
-            self._outbox_cond.notify_all()
+        self._dispatcher.stop()
         if port is not None:
             _cancel_read(port)
         me = threading.current_thread()
@@ -317,7 +309,7 @@ class Link:
         completion = waiter.completion
         assert completion is not None
         if completion.error is not None:
-            self._wait_dispatched()  # the listener heard what ended it before the caller does
+            self._dispatcher.wait_delivered(JOIN_S)  # the listener heard what ended it first
             raise completion.error
         assert completion.reply is not None
         return completion.reply
@@ -396,7 +388,7 @@ class Link:
                 waiter.done.set()
         deliveries = core.take_deliveries()
         if deliveries:
-            self._dispatch(deliveries)
+            self._dispatcher.put(deliveries)
         if core.state is LinkState.CLOSED and self._port is not None:
             self._drop_port(self._port)
         if core.take_kick():
@@ -412,10 +404,11 @@ class Link:
     # --- the reader thread ---------------------------------------------------------------
 
     def _start_threads(self) -> None:
+        self._threads.append(self._dispatcher.thread)
+        self._dispatcher.thread.start()
         for name, target in (
             ("epm-link-reader", self._reader_loop),
             ("epm-link-ticker", self._ticker_loop),
-            ("epm-link-dispatch", self._dispatch_loop),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             self._threads.append(thread)
@@ -518,54 +511,6 @@ class Link:
                 log.exception("link ticker failed")
                 self._failed(self._port, f"internal error in the link's ticker: {exc!r}")
                 self._stop.wait(0.05)
-
-    # --- the dispatch thread -------------------------------------------------------------
-
-    def _dispatch(self, items: list[Delivery]) -> None:
-        with self._outbox_cond:
-            for item in items:
-                if isinstance(item, Telemetry):
-                    if self._queued_telemetry >= DISPATCH_CAPACITY:
-                        self._core.health.add("telemetry_dropped")
-                        continue
-                    self._queued_telemetry += 1
-                self._outbox.append(item)
-                self._enqueued += 1
-            self._outbox_cond.notify_all()
-
-    def _wait_dispatched(self, timeout: float = JOIN_S) -> None:
-        """Wait until the listener has been handed everything queued so far (not on the
-        dispatch thread itself: a listener's own request must not wait for itself)."""
-        if threading.current_thread().name == "epm-link-dispatch":
-            return
-        with self._outbox_cond:
-            target = self._enqueued
-            self._outbox_cond.wait_for(lambda: self._dispatched >= target, timeout)
-
-    def _dispatch_loop(self) -> None:
-        listener = self._listener
-        while True:
-            with self._outbox_cond:
-                while not self._outbox and not self._stop.is_set():
-                    self._outbox_cond.wait()
-                if not self._outbox:
-                    return
-                item = self._outbox.popleft()
-                if isinstance(item, Telemetry):
-                    self._queued_telemetry -= 1
-            try:
-                if isinstance(item, Telemetry):
-                    listener.on_telemetry(item)
-                elif isinstance(item, LinkEvent):
-                    listener.on_link_event(item)
-                else:
-                    listener.on_event(item)
-            except Exception:
-                self._core.health.add("listener_errors")
-                log.exception("link listener raised")
-            with self._outbox_cond:
-                self._dispatched += 1
-                self._outbox_cond.notify_all()
 
 
 def _cancel_read(port: serial.SerialBase) -> None:

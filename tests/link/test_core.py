@@ -18,7 +18,7 @@ from controller.link.errors import (
 )
 from controller.link.events import LinkEvent, LinkEventKind
 from controller.link.identity import Continuity, DeviceIdentity
-from controller.link.states import TRANSITIONS, LinkState, Trigger, TransitionError, next_state
+from controller.link.states import TRANSITIONS, LinkState, TransitionError, Trigger, next_state
 from controller.wire import messages as m
 from controller.wire.constants import RETRIES, MsgType, State
 from controller.wire.sequence import dseq_is_newer, dseq_lost

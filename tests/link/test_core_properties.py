@@ -13,6 +13,7 @@ passing in steps of any size. Whatever happens, on the wire:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -104,10 +105,8 @@ class Wire:
         h, core = self.h, self.h.core
         if kind == "submit":
             assert isinstance(a, int) and isinstance(b, int)
-            try:
+            with contextlib.suppress(LinkError):
                 core.submit(REQUESTS[a], h.now, epoch=core.epoch - b)
-            except LinkError:
-                pass
         elif kind == "advance":
             assert isinstance(a, float)
             h.now += a

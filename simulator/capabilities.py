@@ -57,7 +57,11 @@ class Capabilities:
 EPM1 = Capabilities()
 
 
+def draw_serial(rng: random.Random) -> str:
+    """``SIM-`` and six digits drawn from ``rng``: never a real unit's serial."""
+    return f"{SIM_SERIAL_PREFIX}{rng.randrange(1_000_000):06d}"
+
+
 def serial_for_seed(seed: int) -> str:
-    """``SIM-`` and six digits drawn from the seed: stable per seed, never a real unit's serial."""
-    digits = random.Random(f"epm-sim:{seed}:serial").randrange(1_000_000)
-    return f"{SIM_SERIAL_PREFIX}{digits:06d}"
+    """The first unit's serial: drawn from the seed, so stable per seed."""
+    return draw_serial(random.Random(f"epm-sim:{seed}:serial"))

@@ -6,17 +6,25 @@ so a parameter means the same thing everywhere. ``at_s`` only matters in a scena
 
 Durations of device faults are simulated seconds (they belong to the physics); durations of
 link faults are link (wall-clock) seconds, since the link's timers run on wall time.
+
+The three *unplug* faults (``disconnect``, ``replug_other_unit``, ``restart_unplugged``) take the
+endpoint away for ``duration_s`` link seconds; the latter two also change the unit behind it
+while it is away (interface document §3, identity across a reconnect).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from controller.wire.constants import SIM_SERIAL_PREFIX
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Direction = Literal["tx", "rx", "both"]
+#: HELLO_REPLY's ``serial`` is ascii[12] (interface document §4).
+SERIAL_BYTES = 12
 
 
 class _Fault(BaseModel):
@@ -170,6 +178,50 @@ class Disconnect(_Fault):
     duration_s: Seconds | None = 1.0
 
 
+class ReplugOtherUnit(_Fault):
+    """The endpoint goes away as with disconnect and another unit (another serial) comes back.
+
+    While it is away the unit is replaced: a power-up with a new serial (``serial``, or ``SIM-``
+    and six digits drawn from the seed), a new boot_id, IDLE, no faults.
+    """
+
+    fault: Literal["replug_other_unit"]
+    duration_s: Seconds = 1.0
+    serial: str | None = None
+
+    @field_validator("serial")
+    @classmethod
+    def _simulator_serial(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(SIM_SERIAL_PREFIX):
+            raise ValueError(
+                f"a simulated unit's serial begins with {SIM_SERIAL_PREFIX!r} (real units never"
+                f" do), e.g. '{SIM_SERIAL_PREFIX}000042'; got {value!r}"
+            )
+        if not (value.isascii() and value.isprintable()) or len(value) > SERIAL_BYTES:
+            raise ValueError(
+                f"the serial must be printable ASCII of at most {SERIAL_BYTES} characters"
+                f" (HELLO_REPLY's ascii[{SERIAL_BYTES}]); got {value!r}"
+            )
+        return value
+
+
+class RestartUnplugged(_Fault):
+    """The endpoint goes away as with disconnect and the same unit power-cycles meanwhile.
+
+    Same serial, new boot_id, IDLE, dseq and t_ms from 0, as ``reset`` does: the host only
+    learns of it from the handshake after it re-opens the port.
+    """
+
+    fault: Literal["restart_unplugged"]
+    duration_s: Seconds = 1.0
+
+
+#: Faults that take the endpoint away; the endpoint's owner acts on them.
+Unplug = Disconnect | ReplugOtherUnit | RestartUnplugged
+UNPLUG_FAULTS: tuple[str, ...] = ("disconnect", "replug_other_unit", "restart_unplugged")
+
 DEVICE_FAULTS = (
     ContactLost,
     ContactMarginal,
@@ -182,7 +234,16 @@ DEVICE_FAULTS = (
     Selftest,
     Reset,
 )
-LINK_FAULTS = (Drop, Duplicate, BitErrors, Delay, Silent, Disconnect)
+LINK_FAULTS = (
+    Drop,
+    Duplicate,
+    BitErrors,
+    Delay,
+    Silent,
+    Disconnect,
+    ReplugOtherUnit,
+    RestartUnplugged,
+)
 
 FaultSpec = Annotated[
     ContactLost
@@ -200,7 +261,9 @@ FaultSpec = Annotated[
     | BitErrors
     | Delay
     | Silent
-    | Disconnect,
+    | Disconnect
+    | ReplugOtherUnit
+    | RestartUnplugged,
     Field(discriminator="fault"),
 ]
 

@@ -117,6 +117,7 @@ class Simulator:
         self._host_buffer = bytearray()
         self._host_decoder = FrameDecoder()
         self._v_gone_until: float | None = None
+        self._v_gone_fault: str | None = None
         self.disconnect_count = 0
         try:
             if clock == "real":
@@ -218,7 +219,9 @@ class Simulator:
 
     @property
     def serial_number(self) -> str:
-        return self.engine.firmware.serial
+        """The serial of the unit behind the endpoint now (``replug_other_unit`` changes it)."""
+        with self._lock:
+            return self.engine.firmware.serial
 
     @property
     def boot_id(self) -> int:
@@ -272,12 +275,17 @@ class Simulator:
         return spec
 
     def clear(self, fault: str | None = None) -> list[str]:
-        """End injected faults (all, or one by name); latched fault bits stay latched."""
+        """End injected faults (all, or one by name); latched fault bits stay latched.
+
+        Clearing the unplug fault that took the endpoint away brings it back now; a unit that
+        was replaced or restarted behind the unplug stays replaced or restarted.
+        """
         with self._lock:
             ended = self.engine.clear(fault)
-            if fault in (None, "disconnect") and self._gone():
+            away = self._away_fault()
+            if away is not None and fault in (None, away):
                 self.reconnect()
-                ended.append("disconnect")
+                ended.append(away)
             self._after_control()
             return ended
 
@@ -299,11 +307,17 @@ class Simulator:
         self.attach_handpiece(Handpiece.NONE)
 
     def reconnect(self) -> None:
-        """End a disconnect now."""
+        """End a disconnect (or another unplug fault) now."""
         with self._lock:
             if self._runner is not None:
                 self._runner.reconnect()
             self._v_gone_until = None
+            self._v_gone_fault = None
+
+    def _away_fault(self) -> str | None:
+        if self._runner is not None:
+            return self._runner.away_fault
+        return self._v_gone_fault
 
     def _gone(self) -> bool:
         if self._runner is not None:
@@ -370,13 +384,15 @@ class Simulator:
         now = self._vlink
         while engine.disconnects:
             spec = engine.disconnects.pop(0)
-            engine.tx.clear()
+            engine.unplugged(spec)
             self._host_buffer.clear()
             self.disconnect_count += 1
             d = spec.duration_s
             self._v_gone_until = math.inf if d is None else now + d * 1000.0
+            self._v_gone_fault = spec.fault
         if self._v_gone_until is not None and now >= self._v_gone_until:
             self._v_gone_until = None
+            self._v_gone_fault = None
         out = engine.tx.pop_due(now)
         if out and self._v_gone_until is None:
             self._host_buffer += out

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.wire import Fault, Handpiece, State
-from simulator.capabilities import serial_for_seed
+from simulator.capabilities import draw_serial, serial_for_seed
 from simulator.catalogue import (
     BitErrors,
     ContactLost,
@@ -32,10 +32,13 @@ from simulator.catalogue import (
     OutputStuck,
     Overcurrent,
     Overtemp,
+    ReplugOtherUnit,
     Reset,
+    RestartUnplugged,
     Selftest,
     ShortCircuit,
     Silent,
+    Unplug,
 )
 from simulator.firmware import Firmware
 from simulator.linkfaults import LinkFaults, TxQueue
@@ -104,12 +107,16 @@ class Engine:
             if scenario.practitioner.enabled
             else None
         )
+        #: Serials of replacement units (``replug_other_unit``) come from their own stream.
+        self._replug_rng = rng("replug")
+        self._serials_used = {self.firmware.serial}
         self.link = LinkFaults(rng("link"))
         self.tx = TxQueue(config.baud, config.pace)
         self.receipts: deque[RequestReceipt] = deque(maxlen=RECEIPTS_KEPT)
         self.device_faults: dict[str, _Active] = {}
-        #: Disconnect faults waiting for the endpoint owner to act on them.
-        self.disconnects: list[Disconnect] = []
+        #: Unplug faults (disconnect and the identity faults) waiting for the endpoint owner,
+        #: who takes the endpoint away and then calls :meth:`unplugged`.
+        self.disconnects: list[Unplug] = []
         self._schedule = deque(sorted(scenario.events, key=lambda e: e.at_s))
         self._removed_handpiece = Handpiece.NONE
         self._apply_due_events()
@@ -185,7 +192,7 @@ class Engine:
         if isinstance(spec, Drop | Duplicate | BitErrors | Delay | Silent):
             self.link.apply(spec, self.link_ms)
             return
-        if isinstance(spec, Disconnect):
+        if isinstance(spec, Disconnect | ReplugOtherUnit | RestartUnplugged):
             self.disconnects.append(spec)
             return
         if isinstance(spec, Reset):
@@ -269,6 +276,10 @@ class Engine:
         if name in (None, "selftest") and self.selftest_failed:
             self.selftest_failed = False
             ended.append("selftest")
+        # An unplug the endpoint owner has not acted on yet is cancelled (no swap behind it).
+        pending = [s for s in self.disconnects if name in (None, s.fault)]
+        self.disconnects = [s for s in self.disconnects if s not in pending]
+        ended += [s.fault for s in pending]
         link_names = {"drop", "duplicate", "bit_errors", "delay", "silent"}
         if name is None or name in link_names:
             wanted = link_names if name is None else {name}
@@ -298,6 +309,38 @@ class Engine:
         """Restart the firmware; injected hardware conditions stay as they are."""
         self.firmware.power_cycle(self.link_ms, selftest_failed=self.selftest_failed)
         self._pump_tx()
+
+    def unplugged(self, spec: Unplug) -> None:
+        """The endpoint owner has just taken the endpoint away for ``spec``.
+
+        What was on its way to the host is lost; behind the unplug the unit restarts
+        (``restart_unplugged``) or another one takes its place (``replug_other_unit``).
+        """
+        if isinstance(spec, RestartUnplugged):
+            self.power_cycle()
+        elif isinstance(spec, ReplugOtherUnit):
+            self.replace_unit(spec.serial)
+        self.tx.clear()
+
+    def replace_unit(self, serial: str | None = None) -> str:
+        """Another unit of the same model takes this one's place; returns its serial.
+
+        It powers up with ``serial`` (default: ``SIM-`` and six digits from the seed's replug
+        stream, never one this engine used before), passes its self-test, and has none of the
+        old unit's injected device faults. Handpiece, skin and link faults stay: they are not
+        part of the unit.
+        """
+        for name in list(self.device_faults):
+            self._undo(self.device_faults.pop(name).spec)
+        self.selftest_failed = False
+        if serial is None:
+            serial = draw_serial(self._replug_rng)
+            while serial in self._serials_used:
+                serial = draw_serial(self._replug_rng)
+        self._serials_used.add(serial)
+        self.firmware.serial = serial
+        self.power_cycle()
+        return serial
 
     def attach_handpiece(self, handpiece: Handpiece) -> None:
         if handpiece == self.plant.handpiece:

@@ -139,10 +139,13 @@ class Firmware:
         self.link_ms = link_ms
         if self.state in ON_STATES:
             self._switch_output(on=False, cause="power cycle")
-        self._power_up(selftest_failed)
+        self._power_up(selftest_failed, previous_boot_id=self.boot_id)
 
-    def _power_up(self, selftest_failed: bool) -> None:
-        self.boot_id = self._boot_rng.getrandbits(16)
+    def _power_up(self, selftest_failed: bool, previous_boot_id: int | None = None) -> None:
+        boot_id = self._boot_rng.getrandbits(16)
+        while boot_id == previous_boot_id:  # a restart is always recognisable (§3)
+            boot_id = self._boot_rng.getrandbits(16)
+        self.boot_id = boot_id
         self.boot_sim_ms = self.sim_ms
         self.dseq = 0
         self.state = State.IDLE

@@ -56,6 +56,8 @@ class Runner:
         self.reconnect_at = math.inf
         #: True from a simulated unplug until the endpoint is back.
         self.disconnected = False
+        #: The catalogue name of the fault that took the endpoint away (None while present).
+        self.away_fault: str | None = None
         self.loops = 0
         self._thread = threading.Thread(target=self._run, name="epm-sim-runner", daemon=True)
 
@@ -137,7 +139,8 @@ class Runner:
             spec = engine.disconnects.pop(0)
             self.endpoint.go_away()
             self.disconnected = True
-            engine.tx.clear()
+            self.away_fault = spec.fault
+            engine.unplugged(spec)
             duration = spec.duration_s
             self.reconnect_at = math.inf if duration is None else now + duration * 1000.0
             self._on_disconnect(now, duration)
@@ -150,5 +153,6 @@ class Runner:
         if not self.disconnected:
             return
         self.disconnected = False
+        self.away_fault = None
         self.endpoint.come_back()
         log.info("endpoint back: %s", self.endpoint.url)

@@ -47,6 +47,7 @@ from controller.session.model import (
     Outcome,
     Phase,
     SessionPlan,
+    StepStatus,
 )
 from controller.session.preflight import PlannedStep
 from controller.session.supervisor import (
@@ -582,6 +583,13 @@ class EngineCore:
                 delivered,
                 {"reason": reason, "delivered_source": "last telemetry"},
             )
+            with self._lock:
+                if planned.is_delivery and planned.remaining_ms <= 0:
+                    planned.status = StepStatus.DONE
+                elif outcome is Outcome.STOPPED:
+                    planned.status = StepStatus.STOPPED
+                else:
+                    planned.status = StepStatus.INTERRUPTED
         summary = self._summary()
         if phase is not self._phase:
             self._rec.event(

@@ -3,21 +3,34 @@
 Why: CI, scripted acceptance tests and service engineers need to run a protocol end to end and
 read what happened without a terminal UI. The run makes the same decisions a cautious operator
 would and never more: it confirms placements and manual steps by itself (``auto_confirm``),
-but it never clears a fault and never continues after a lost link or a device restart — it
-ends the session instead. SIGINT stops with a ramp-down; a second SIGINT sends ESTOP.
+but it never clears a fault and never continues after a lost link, a device restart or another
+unit answering after a reconnect — it ends the session instead.
+
+Signals: SIGINT and SIGTERM are the operator's interrupt. The first stops with a ramp-down (the
+session ends ``stopped``, exit 3); a second one, of either kind, sends ESTOP (the session ends
+``aborted``, exit 3), and a ``notice`` line says whether ESTOP's bytes went out — if not, the
+operator must lift the handpiece and switch the unit off. The signal handler only counts the
+signal and sets an event: it runs on the main thread between two bytecodes, perhaps while that
+thread holds a lock that anything more would need (a second interrupt inside the handler could
+deadlock). The runner's ``epm-headless-signals`` thread, started for the run and stopped at its
+end, waits for that event, sends the ESTOP and wakes the main loop, which asks for the ramped
+stop. Both handlers are installed only on the main thread and restored afterwards.
 
 With no port the run uses ``sim://?speed=N``, a fresh in-process simulator: the caller (the
 CLI, which may import the simulator; this layer may not) registers the ``sim://`` handler.
 
 Each line on ``out`` is one JSON object with an ``event`` key: ``start``, ``recovered``,
 ``state``, ``warning``, ``alarm``, ``notice``, ``progress`` (once a second) and, last,
-``summary``. Exit status: 0 completed, 2 refused before start, 3 stopped or aborted by the
-operator, 4 ended by a device fault, 5 link lost or device restarted.
+``summary``. When another unit answered after a reconnect, the summary also has
+``expected_serial`` and ``found_serial`` (the alarm line names both too). Exit status: 0
+completed, 2 refused before start, 3 stopped or aborted by the operator, 4 ended by a device
+fault, 5 link lost, device restarted or another unit answered.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import signal
 import threading
@@ -32,6 +45,8 @@ from controller.device import DeviceClient
 from controller.records import RecordsError, RecordStore
 from controller.session.engine import SessionEngine
 from controller.session.model import Action, Outcome, Phase, SessionNotice, SessionPlan
+
+log = logging.getLogger(__name__)
 
 EXIT_COMPLETED = 0
 EXIT_REFUSED = 2
@@ -52,6 +67,12 @@ OUTCOME_EXIT: Mapping[Outcome, int] = {
 RECONNECT_LIMIT_S = 10.0
 #: Progress lines are this far apart.
 PROGRESS_S = 1.0
+#: The signal thread also looks at the count this often (see ``_Runner.on_signal``).
+SIGNAL_POLL_S = 0.2
+#: Where a second interrupt's ESTOP comes from, in the record.
+ESTOP_SOURCE = "operator (second interrupt)"
+#: The operator's interrupts.
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _ACTIVE = (Phase.MANUAL, Phase.PLACE, Phase.DELIVERING, Phase.HOLD, Phase.PAUSED)
 
@@ -208,8 +229,13 @@ class _Runner:
     def __init__(self, engine: SessionEngine, emit: JsonLines) -> None:
         self.engine = engine
         self.emit = emit
-        self.notices: queue.Queue[SessionNotice] = queue.Queue()
-        self.interrupts = 0
+        #: The engine's notices, and None from the signal thread to wake the loop.
+        self.notices: queue.Queue[SessionNotice | None] = queue.Queue()
+        self._received: list[int] = []  # the operator's interrupts, in order (signal numbers)
+        self._signalled = threading.Event()  # set by the handler; the signal thread waits
+        self._setting = False  # the main thread is inside ``_signalled.set()``
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
         self._handled_interrupts = 0
         self._ended_for: Phase | None = None
         self._last_phase: Phase | None = None
@@ -220,16 +246,99 @@ class _Runner:
     def signals(self) -> _Signals:
         return _Signals(self)
 
-    def on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        """First SIGINT: stop with a ramp (handled by the loop). Second: ESTOP right here
-        (``emergency_stop`` takes no lock the main thread could hold)."""
-        self.interrupts += 1
-        if self.interrupts >= 2:
-            self.engine.emergency_stop("operator (second SIGINT)")
+    @property
+    def interrupts(self) -> int:
+        """SIGINTs and SIGTERMs received so far."""
+        return len(self._received)
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """SIGINT or SIGTERM: count it and set the event; nothing else (see the module
+        docstring). The signal thread acts on it.
+
+        ``list.append`` is one C call, so a signal that interrupts this handler is still
+        counted. That nested handler must not call ``Event.set`` while this one is inside it
+        (it would wait forever for the event's lock, held by the frame below on the same
+        thread): ``_wake`` skips it, and the signal thread's poll picks up the count."""
+        self._received.append(signum)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Set ``_signalled``, on the main thread only (the handler, or stopping the thread)."""
+        if self._setting:
+            return
+        self._setting = True
+        try:
+            self._signalled.set()
+        finally:
+            self._setting = False
+
+    def start_watcher(self) -> None:
+        """Start the ``epm-headless-signals`` thread (for the run)."""
+        self._watch_stop.clear()
+        self._watcher = threading.Thread(
+            target=self._watch, name="epm-headless-signals", daemon=True
+        )
+        self._watcher.start()
+
+    def stop_watcher(self, timeout: float = 5.0) -> None:
+        """Stop it: an interrupt counted before this is still acted on."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is None:
+            return
+        self._watch_stop.set()
+        self._wake()
+        watcher.join(timeout)
+
+    def _watch(self) -> None:
+        """The signal thread: wakes the loop on each interrupt (the loop asks for the ramped
+        stop) and sends ESTOP on the second."""
+        seen = 0
+        estop_sent = False
+        while True:
+            self._signalled.wait(SIGNAL_POLL_S)
+            self._signalled.clear()  # before reading the count: a later signal sets it again
+            stopping = self._watch_stop.is_set()
+            count = self.interrupts
+            if count > seen:
+                seen = count
+                if count >= 2 and not estop_sent:
+                    estop_sent = True
+                    self._emergency_stop()
+                self.notices.put(None)  # the loop's _decide, now rather than at its timeout
+            if stopping:
+                return
+
+    def _emergency_stop(self) -> None:
+        try:
+            sent = self.engine.emergency_stop(ESTOP_SOURCE)
+        except Exception:  # emergency_stop never raises; if it did, say ESTOP was not sent
+            log.exception("emergency stop on the second interrupt failed")
+            sent = False
+        if sent:
+            self.emit(
+                "notice",
+                message="second interrupt: emergency stop (ESTOP) sent to the device",
+                estop_sent=True,
+            )
+        else:
+            self.emit(
+                "notice",
+                message="second interrupt: the emergency stop (ESTOP) could NOT be sent to the "
+                "device; lift the handpiece from the skin and switch the unit off",
+                estop_sent=False,
+            )
 
     # --- the loop ------------------------------------------------------------------------
 
     def run(self) -> int:
+        self.start_watcher()
+        try:
+            self._loop()
+        finally:
+            self.stop_watcher()  # before the summary: it is the last line
+        return self._summary()
+
+    def _loop(self) -> None:
         engine = self.engine
         engine.start()
         next_progress = time.monotonic() + PROGRESS_S
@@ -253,7 +362,6 @@ class _Runner:
                 finished_at = finished_at or time.monotonic()
                 if time.monotonic() - finished_at > 2.0:
                     break
-        return self._summary()
 
     def _print(self, notice: SessionNotice) -> None:
         snap = notice.snapshot
@@ -287,7 +395,14 @@ class _Runner:
             self.emit("notice", message=detail["message"])
         elif notice.kind == "notice" and "estop" in detail:
             estop = detail["estop"]
-            self.emit("notice", message=f"emergency stop sent ({estop.get('source')})")
+            if estop.get("bytes_written", True):
+                message = f"emergency stop sent ({estop.get('source')})"
+            else:
+                message = (
+                    f"emergency stop NOT sent ({estop.get('source')}): lift the handpiece "
+                    "from the skin and switch the unit off"
+                )
+            self.emit("notice", message=message)
 
     def _progress(self) -> None:
         snap = self.engine.snapshot()
@@ -317,13 +432,12 @@ class _Runner:
             return
         snap = engine.snapshot()
         phase = snap.phase
-        if self.interrupts > self._handled_interrupts:
-            self._handled_interrupts = self.interrupts
-            if self.interrupts == 1:
-                if phase in _ACTIVE:
-                    engine.request(Action.STOP, "operator interrupt (SIGINT)")
-                else:
-                    engine.request(Action.END, "operator interrupt (SIGINT)")
+        interrupts = self.interrupts
+        if interrupts > self._handled_interrupts:
+            self._handled_interrupts = interrupts
+            if interrupts == 1:  # more: the signal thread sent ESTOP
+                reason = f"operator interrupt ({signal.Signals(self._received[0]).name})"
+                engine.request(Action.STOP if phase in _ACTIVE else Action.END, reason)
                 return
         if phase is self._ended_for:
             return
@@ -375,24 +489,39 @@ class _Runner:
             aftercare=list(snap.aftercare),
             course=snap.course.summary if snap.course else None,
             exit_code=code,
+            **self._unit_change(snap.unit_change),
         )
         return code
 
+    @staticmethod
+    def _unit_change(change: tuple[str, str] | None) -> dict[str, str]:
+        """Both serials when another unit answered after a reconnect (the session ended
+        ``interrupted``, exit 5); nothing otherwise."""
+        if change is None:
+            return {}
+        expected, found = change
+        return {"expected_serial": expected, "found_serial": found}
+
 
 class _Signals:
-    """Installs the SIGINT handler for the run (main thread only) and restores the old one."""
+    """Installs the SIGINT and SIGTERM handlers for the run (main thread only) and restores
+    the old ones."""
 
     def __init__(self, runner: _Runner) -> None:
         self.runner = runner
-        self.previous: Any = None
-        self.installed = False
+        self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self.runner.on_sigint)
-            self.installed = True
+            try:
+                for signum in INTERRUPT_SIGNALS:
+                    self.previous[signum] = signal.signal(signum, self.runner.on_signal)
+            except BaseException:
+                self.__exit__()
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.installed:
-            signal.signal(signal.SIGINT, self.previous)
+        previous, self.previous = self.previous, {}
+        for signum, handler in previous.items():  # None: not set from Python; the default
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)

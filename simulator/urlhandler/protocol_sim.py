@@ -2,6 +2,10 @@
 
 * ``sim://`` — a fresh simulator owned by the port (closed with it); query parameters
   ``seed``, ``speed``, ``handpiece``, ``scenario`` (a file path), ``baud`` with ``pace``.
+  Unplugging does not destroy the device: when the port is closed while its simulator is
+  unplugged (a ``disconnect`` fault, or a replug), the simulator lives on and the next open of
+  the same URL in this process attaches to it again, as a host re-opening a real port finds
+  the unit it had (or the one that was plugged in instead).
 * ``sim://<name>`` — attach to a running simulator created with ``Simulator(name=...)`` (or
   its automatic name; ``Simulator.url()`` gives the URL).
 
@@ -35,6 +39,9 @@ _DISCONNECTED = (
     "multiple access on port?)"
 )
 _PARAMS = ("seed", "speed", "handpiece", "scenario", "baud", "pace")
+#: Owned simulators whose port was closed while they were unplugged, by URL: the next open of
+#: that URL re-attaches to the same unit.
+_UNPLUGGED: dict[str, Any] = {}
 
 
 def _parse(url: str) -> tuple[str, dict[str, Any]]:
@@ -91,18 +98,21 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type hints
                     f"(running: {known}); create one with Simulator(name={name!r})"
                 )
         else:
-            try:
-                sim = Simulator(**kwargs)
-            except ValueError as exc:
-                raise SerialException(f"could not open port {self._port}: {exc}") from None
+            sim = _UNPLUGGED.get(self._port)
+            if sim is None or sim.closed:
+                try:
+                    sim = Simulator(**kwargs)
+                except ValueError as exc:
+                    raise SerialException(f"could not open port {self._port}: {exc}") from None
             self._owned = sim
         try:
             self._endpoint = sim._inproc()
             self._sock, self._token = self._endpoint.attach()
         except SerialException:
-            if self._owned is not None:
+            if self._owned is not None and not self._keep_unplugged(self._owned):
                 self._owned.close()
             raise
+        _UNPLUGGED.pop(self._port, None)
         self._sim = sim
         self._sock.setblocking(False)
         self._rx = bytearray()
@@ -123,8 +133,15 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type hints
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._endpoint.detach(self._token)
-        if self._owned is not None:
+        if self._owned is not None and not self._keep_unplugged(self._owned):
             self._owned.close()
+
+    def _keep_unplugged(self, sim: Any) -> bool:
+        """An unplugged owned simulator outlives its port (see the module docstring)."""
+        if sim.closed or not sim._gone():
+            return False
+        _UNPLUGGED[self._port] = sim
+        return True
 
     def _reconfigure_port(self) -> None:
         """Baud rate, parity and the like mean nothing in process; accepted and ignored."""

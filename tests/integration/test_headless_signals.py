@@ -1,6 +1,7 @@
-"""``epm run --headless`` as a separate process: SIGINT stops with a ramp-down (exit 3), a
-second SIGINT sends ESTOP, and SIGKILL at any moment leaves a record that the next start marks
-interrupted with every event up to the kill."""
+"""``epm run --headless`` as a separate process: SIGINT or SIGTERM stops with a ramp-down
+(exit 3), a second one of either sends ESTOP (recorded; the run exits promptly), and SIGKILL at
+any moment leaves a record that the next start marks interrupted with every event up to the
+kill."""
 
 from __future__ import annotations
 
@@ -119,18 +120,20 @@ def _delivering(line: dict[str, Any]) -> bool:
     return line["event"] == "progress" and line["zone_delivered_ms"] > 0
 
 
-def test_sigint_stops_with_a_ramp_down_and_exits_3(
-    child: Callable[..., Child], tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_or_sigterm_stops_with_a_ramp_down_and_exits_3(
+    child: Callable[..., Child], tmp_path: Path, signum: signal.Signals
 ) -> None:
     run = child(*_argv(tmp_path / "data", "one-zone.yaml", "20"))
     run.wait_line(_delivering)
-    run.proc.send_signal(signal.SIGINT)
+    run.proc.send_signal(signum)
     assert run.finish() == 3
     phases = [line["phase"] for line in run.lines if line["event"] == "state"]
     assert phases[-2:] == ["stopping", "finished"]
     summary = run.lines[-1]
     assert summary["event"] == "summary" and summary["outcome"] == "stopped"
-    assert "SIGINT" in summary["reason"]
+    assert summary["exit_code"] == 3 and signum.name in summary["reason"]
+    assert "expected_serial" not in summary and "found_serial" not in summary
     with RecordStore.open(tmp_path / "data", exclusive=False) as store:
         sid = summary["session_id"]
         assert store.get_session(sid).outcome == "stopped"
@@ -141,20 +144,47 @@ def test_sigint_stops_with_a_ramp_down_and_exits_3(
         assert not [e for e in store.events(sid) if e.kind == "estop"]
 
 
-def test_a_second_sigint_sends_an_emergency_stop(
-    child: Callable[..., Child], tmp_path: Path
+def _stopping(line: dict[str, Any]) -> bool:
+    return bool(line["event"] == "state" and line["phase"] == "stopping")
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "wait_for_the_first"),
+    [
+        (signal.SIGTERM, signal.SIGINT, False),
+        (signal.SIGINT, signal.SIGTERM, False),
+        # Two SIGINTs sent back to back can arrive as one (a pending signal is not queued
+        # twice, by the kernel or by Python): the second follows the first's ramped stop.
+        (signal.SIGINT, signal.SIGINT, True),
+    ],
+    ids=["SIGTERM-SIGINT", "SIGINT-SIGTERM", "SIGINT-SIGINT"],
+)
+def test_a_second_interrupt_sends_an_emergency_stop_that_is_recorded_and_the_run_exits(
+    child: Callable[..., Child],
+    tmp_path: Path,
+    first: signal.Signals,
+    second: signal.Signals,
+    wait_for_the_first: bool,
 ) -> None:
     run = child(*_argv(tmp_path / "data", "long-ramp.yaml", "5"))
     run.wait_line(_delivering)
-    run.proc.send_signal(signal.SIGINT)
-    run.wait_line(lambda line: line["event"] == "state" and line["phase"] == "stopping")
-    run.proc.send_signal(signal.SIGINT)  # 10 s ramp-down at 5x: still ramping down
-    assert run.finish() == 3
+    run.proc.send_signal(first)
+    if wait_for_the_first:
+        run.wait_line(_stopping)  # 10 s ramp-down at 5x: still ramping down
+    run.proc.send_signal(second)
+    assert run.finish(timeout=15.0) == 3  # promptly: no hang, no waiting out the ramp
+    notice = next(line for line in run.lines if line.get("estop_sent") is not None)
+    assert notice["event"] == "notice" and notice["estop_sent"] is True
+    assert "emergency stop (ESTOP) sent" in notice["message"]
     summary = run.lines[-1]
-    assert summary["outcome"] == "aborted"
+    assert summary["event"] == "summary" and summary["outcome"] == "aborted"
+    assert summary["exit_code"] == 3
     with RecordStore.open(tmp_path / "data", exclusive=False) as store:
-        estops = [e for e in store.events(summary["session_id"]) if e.kind == "estop"]
-        assert [e.data["source"] for e in estops] == ["operator (second SIGINT)"]
+        sid = summary["session_id"]
+        assert store.get_session(sid).outcome == "aborted"
+        estops = [e for e in store.events(sid) if e.kind == "estop"]
+        assert [e.data["source"] for e in estops] == ["operator (second interrupt)"]
+        assert estops[0].data["bytes_written"] is True
 
 
 def test_sigkill_mid_session_leaves_a_record_the_next_start_marks_interrupted(

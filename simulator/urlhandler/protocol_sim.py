@@ -21,7 +21,7 @@ import errno
 import os
 import select
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serial.serialutil import (
     PortNotOpenError,
@@ -34,6 +34,9 @@ from serial.serialutil import (
 
 from simulator import registry
 
+if TYPE_CHECKING:
+    from simulator.core import Simulator
+
 _DISCONNECTED = (
     "device reports readiness to read but returned no data (device disconnected or "
     "multiple access on port?)"
@@ -41,7 +44,7 @@ _DISCONNECTED = (
 _PARAMS = ("seed", "speed", "handpiece", "scenario", "baud", "pace")
 #: Owned simulators whose port was closed while they were unplugged, by URL: the next open of
 #: that URL re-attaches to the same unit.
-_UNPLUGGED: dict[str, Any] = {}
+_UNPLUGGED: dict[str, Simulator] = {}
 
 
 def _parse(url: str) -> tuple[str, dict[str, Any]]:
@@ -136,7 +139,7 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type hints
         if self._owned is not None and not self._keep_unplugged(self._owned):
             self._owned.close()
 
-    def _keep_unplugged(self, sim: Any) -> bool:
+    def _keep_unplugged(self, sim: Simulator) -> bool:
         """An unplugged owned simulator outlives its port (see the module docstring)."""
         if sim.closed or not sim._gone():
             return False

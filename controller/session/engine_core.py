@@ -175,6 +175,8 @@ class EngineCore:
         self._device_inbox: deque[DeviceEvent] = deque()
         self._sup_out: deque[AlarmChange | EstopNote] = deque()
         self._telemetry: deque[Telemetry] = deque(maxlen=TELEMETRY_BACKLOG)
+        #: Telemetry frames dropped from the record's backlog (the summary says how many).
+        self.telemetry_dropped = 0
         self._latest: tuple[Telemetry, float] | None = None
         self._first_telemetry = threading.Event()
         self._last_tel_state: tuple[int, int] | None = None
@@ -264,6 +266,8 @@ class EngineCore:
     def _on_device_telemetry(self, t: Telemetry) -> None:
         self._latest = (t, self._clock())
         self._first_telemetry.set()
+        if len(self._telemetry) == TELEMETRY_BACKLOG:
+            self.telemetry_dropped += 1  # the engine fell 20 s behind: the oldest goes, counted
         self._telemetry.append(t)
         values = self._values
         if values is not None and t.step_id == values.step_id and t.boot_id == self._boot_id:
@@ -563,6 +567,7 @@ class EngineCore:
             "planned_ms": sum(z["planned_ms"] for z in zones),
             "delivered_ms": sum(z["delivered_ms"] for z in zones),
             "estops": list(self._estop_sources),
+            "telemetry_dropped": self.telemetry_dropped,
             "simulated": self._info.is_simulator if self._info is not None else None,
         }
 

@@ -113,6 +113,13 @@ def resolve_port(port: str | None, sim_speed: float = 1.0) -> str:
     return builtin_simulator_url(sim_speed)
 
 
+#: What the operator must do when the ESTOP's bytes could not be written (no port).
+ESTOP_NOT_SENT = (
+    "Emergency stop NOT sent: the device cannot be reached. Lift the handpiece off the skin "
+    "(no contact turns output off) and switch the unit off at its power switch."
+)
+
+
 class EpmApp(App[int]):
     """The terminal UI. Build it with :func:`create_app` (or pass the parts in tests)."""
 
@@ -275,8 +282,10 @@ class EpmApp(App[int]):
         self.connection = "up"
 
     def adopt_device_info(self, info: DeviceInfo) -> None:
-        """Take the device's identity from its latest handshake (also after a reconnection,
-        which may have found another unit): the SIMULATOR marker follows the serial."""
+        """Take the device's identity from its latest handshake (after a reconnection or a
+        restart of the same unit, or once the operator adopted another unit on the device
+        screen; a unit that merely answered is never adopted here): the SIMULATOR marker
+        follows the serial."""
         if info == self.device_info:
             return
         self.device_info = info
@@ -355,8 +364,13 @@ class EpmApp(App[int]):
         self.estops_requested += 1
         engine = self.engine
         if engine is not None:
-            engine.emergency_stop("operator")
-            self.notify("Emergency stop sent: output off.", title="E-STOP", severity="error")
+            sent = engine.emergency_stop("operator")
+            self.notify(
+                "Emergency stop sent: output off." if sent else ESTOP_NOT_SENT,
+                title="E-STOP" if sent else "E-STOP NOT SENT",
+                severity="error",
+                timeout=10 if sent else 60,
+            )
             return
         device = self.device
         if device is not None and self.device_info is not None:
@@ -365,9 +379,10 @@ class EpmApp(App[int]):
                 "Emergency stop sent to the device (no session was running). Clear its faults "
                 "on the Device screen (d) before the next session."
                 if sent
-                else "Emergency stop could not be sent: the device is not connected.",
-                title="E-STOP",
+                else ESTOP_NOT_SENT,
+                title="E-STOP" if sent else "E-STOP NOT SENT",
                 severity="error",
+                timeout=10 if sent else 60,
             )
             return
         self.notify("No device is connected: there is no output to stop.", title="E-STOP")

@@ -76,3 +76,27 @@ def test_a_slow_listener_loses_telemetry_beyond_the_backlog_never_events() -> No
     assert [e.kind for e in listener.events] == [LinkEventKind.DSEQ_GAP]
     assert listener.telemetry + health.count("telemetry_dropped") == CAPACITY + 50
     assert wait_until(lambda: not dispatcher.thread.is_alive())
+
+
+def test_an_unexpected_error_in_the_ticker_is_a_link_failure_not_a_dead_thread(
+    fakes: Fakes, links: Links
+) -> None:
+    fake = fakes()
+    link, rec = links(fake.path)
+    link.open()
+    real = link._core.handle_timer
+    raised: list[bool] = []
+
+    def broken(now: float) -> None:
+        if not raised:
+            raised.append(True)
+            raise RuntimeError("a bug in the timers")
+        real(now)
+
+    link._core.handle_timer = broken  # type: ignore[method-assign]
+    link.checkin()  # kicks the ticker
+    down = rec.wait_kind(LinkEventKind.LINK_DOWN)
+    assert "internal error in the link's ticker" in down.message
+    rec.wait_kind(LinkEventKind.RECONNECTED)
+    assert link.request(m.Heartbeat()) == m.Ack(MsgType.HEARTBEAT)
+    assert all(t.is_alive() for t in link.threads)

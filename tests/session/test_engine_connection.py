@@ -4,6 +4,7 @@ while unplugged is reported, and every ending leaves the device seen inactive or
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -12,7 +13,7 @@ from controller.device import DeviceClient
 from controller.link import LinkState
 from controller.session.model import Action, Outcome, Phase
 from controller.wire import Fault, MsgType, State
-from tests.integration.helpers import EngineEnv, Session, engine_env
+from tests.integration.helpers import EngineEnv, OffsetClock, Session, engine_env
 from tests.wire_fakes.fixtures import wait_until
 
 __all__ = ["engine_env"]
@@ -188,3 +189,44 @@ def test_ending_a_session_reads_the_device_and_records_the_check(
     (check,) = s.events("end_check")
     assert check.data["result"] == "inactive"
     assert check.data["status"]["state"] in ("IDLE", "READY")
+
+
+def test_a_zone_ends_only_when_status_confirms_the_device_idle(engine_env: EngineEnv) -> None:
+    """Telemetry says IDLE but STATUS still says RUNNING: the attempt stays open until STATUS
+    agrees, and the delivered time is what STATUS then says."""
+    s = engine_env.session("two-zones.yaml", speed=300)
+    real = s.engine._read_status
+    disagreed: list[object] = []
+
+    def read_status() -> Any:
+        status = real()
+        zone_ran = s.engine._started  # the read that would end the first zone
+        if zone_ran and status is not None and status.state is State.IDLE and not disagreed:
+            disagreed.append(status)
+            # Not (yet) idle, and short of its time: closing the attempt on this would record
+            # a zone stopped early.
+            early = max(0, status.step_elapsed_ms - 1000)
+            return dataclasses.replace(status, state=State.RUNNING, step_elapsed_ms=early)
+        return status
+
+    s.engine._read_status = read_status  # type: ignore[method-assign]
+    snap = s.watch.finished(timeout=30)
+    assert disagreed, "the zone end was never checked against STATUS"
+    assert snap.outcome is Outcome.COMPLETED
+    zones = [z for z in snap.steps if z.kind == "delivery"]
+    assert all(z.delivered_ms == z.planned_ms for z in zones)
+
+
+def test_the_engine_reads_one_injected_clock(engine_env: EngineEnv) -> None:
+    """Readings' age comes from the engine's clock: a clock 10 s ahead makes the latest
+    reading look 10 s old (so no part of the engine reads another clock for it)."""
+    clock = OffsetClock()
+    s = engine_env.session("one-zone.yaml", speed=20, auto=False, clock=clock)
+    s.watch.until(lambda x: x.live is not None, what="a reading")
+    clock.jump(10.0)
+    snap = s.watch.until(lambda x: x.live is not None and x.live.age_s < 1.0, what="fresh")
+    assert snap.live is not None and snap.live.age_s >= 0
+    clock.offset = 0.0
+    s.engine._latest = (s.engine._latest[0], clock() - 5.0)  # type: ignore[index]
+    snap = s.engine.snapshot()
+    assert snap.live is not None and 4.5 <= snap.live.age_s <= 6.0

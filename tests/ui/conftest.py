@@ -387,6 +387,9 @@ def telemetry_batch(n: int, amplitude_dv: int = 412, start_dseq: int = 0) -> lis
 class FakeEngine:
     """``SessionControl`` with a snapshot the test sets; records requests and E-STOPs.
 
+    ``bytes_go_out`` is what ``emergency_stop`` answers without a device (False: the port is
+    gone and the operator must be told to stop the unit by hand).
+
     ``set(phase=..., ...)`` replaces the snapshot and tells the listeners (as the real engine
     does on its own thread). ``emergency_stop`` also reaches the device when one is given.
     """
@@ -394,6 +397,7 @@ class FakeEngine:
     def __init__(self, snap: SessionSnapshot | None = None, device: Any = None) -> None:
         self._snap = snap or snapshot(Phase.PREFLIGHT)
         self.device = device
+        self.bytes_go_out = True
         self.requests: list[tuple[Action, str | None]] = []
         self.estops: list[tuple[str, str]] = []
         self.notes: list[str] = []
@@ -430,10 +434,11 @@ class FakeEngine:
     def request(self, action: Action, reason: str | None = None) -> None:
         self.requests.append((action, reason))
 
-    def emergency_stop(self, source: str = "operator") -> None:
+    def emergency_stop(self, source: str = "operator") -> bool:
         self.estops.append((source, self._snap.phase.value))
         if self.device is not None:
-            self.device.estop()
+            return bool(self.device.estop())
+        return self.bytes_go_out
 
     def drain_telemetry(self) -> list[Telemetry]:
         self.drains += 1

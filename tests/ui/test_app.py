@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.theme import Theme
 
 from controller.cli.default import run_default
+from controller.device import DeviceInfo
 from controller.link import PortNotFound
 from controller.records import RecordStore, StoreLockedError
 from controller.session.alarms import AlarmCode, Priority
@@ -30,9 +31,11 @@ from controller.ui.widgets.confirm_modal import ConfirmModal
 from controller.ui.widgets.device_panel import DevicePanel
 from controller.ui.widgets.sim_banner import SimBanner
 from tests.ui.conftest import (
+    SIM_SERIAL,
     FakeEngine,
     FixedDevice,
     alarm,
+    device_info,
     make_app,
     press,
     show_run_screen,
@@ -211,6 +214,25 @@ async def test_emergency_stop_works_without_a_session_and_from_the_help_screen(
         assert app.device.estops == 2
 
 
+async def test_an_emergency_stop_that_could_not_be_sent_says_what_to_do_by_hand(
+    store: RecordStore,
+) -> None:
+    engine = FakeEngine(snapshot(Phase.DELIVERING))
+    app = make_app(store, engine=engine)
+    notices: list[tuple[str, str]] = []
+    app.notify = lambda message, **kw: notices.append((message, kw.get("title", "")))  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show_run_screen(app, pilot, engine)
+        engine.device = None
+        engine.bytes_go_out = False  # the port is gone: ESTOP's bytes could not be written
+        await press(pilot, "f12")
+        await wait_for(pilot, lambda: bool(notices), what="the E-STOP notice")
+    message, title = notices[-1]
+    assert title == "E-STOP NOT SENT"
+    assert "NOT sent" in message and "Lift the handpiece" in message
+    assert "switch the unit off" in message
+
+
 async def test_quit_is_refused_while_delivering_and_asks_twice_while_open(
     store: RecordStore,
 ) -> None:
@@ -360,3 +382,52 @@ async def test_theme_switch_keeps_alarm_colours(store: RecordStore) -> None:
         await pilot.pause(0)
         assert isinstance(app.screen, RunScreen)
         assert banner.styles.background.hex == before == "#FF0000"
+
+
+class _SwappedDevice(FixedDevice):
+    """A fixed device behind which another unit answered after a reconnect."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.other: DeviceInfo | None = None
+        self.adopted = 0
+
+    def other_unit(self) -> DeviceInfo | None:
+        return self.other
+
+    def adopt_other_unit(self) -> DeviceInfo:
+        assert self.other is not None
+        self.adopted += 1
+        self.info, self.other = self.other, None
+        return self.info
+
+
+async def test_another_unit_is_shown_on_the_device_screen_and_used_only_when_confirmed(
+    store: RecordStore,
+) -> None:
+    device = _SwappedDevice()
+    app = make_app(store, device=device)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.connection == "up")
+        await app.push_screen(DeviceScreen())
+        screen = app.screen
+        assert "o" not in screen.active_bindings  # offered only when another unit waits
+        device.other = device_info("SIM-000999")
+
+        def shown() -> str:
+            return str(screen.query_one("#dev-info").render())
+
+        await wait_for(pilot, lambda: "Another unit answered" in shown(), what="the other unit")
+        await wait_for(pilot, lambda: "o" in screen.active_bindings)
+        assert "SIM-000999" in shown() and SIM_SERIAL in shown()
+        await press(pilot, "o")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        await press(pilot, "n")  # not confirmed: nothing changes
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert device.adopted == 0 and app.device_serial == SIM_SERIAL
+        await press(pilot, "o")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        await press(pilot, "y")
+        await wait_for(pilot, lambda: device.adopted == 1, what="adopted")
+        await wait_for(pilot, lambda: app.device_serial == "SIM-000999")
+        await wait_for(pilot, lambda: "Another unit answered" not in shown())

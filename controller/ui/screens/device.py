@@ -1,9 +1,12 @@
 """The device screen: who the unit is, what it can do, its state, the link's counters, and
-reconnect / clear faults.
+reconnect / clear faults / use another unit.
 
 Why: when something is off (a unit that faults, a flaky cable), the practitioner or a
 technician looks here first: the device's own status and error counters next to the host's
-link counters tell a cable problem from a device problem.
+link counters tell a cable problem from a device problem. When another unit answered after a
+reconnect (another serial: an adapter re-plugged, another box at the address), the screen
+shows both serials and uses the new unit only when the operator confirms it, and never while a
+session is open.
 """
 
 from __future__ import annotations
@@ -44,6 +47,21 @@ def info_text(info: DeviceInfo | None, port: str) -> Text:
     for n, (name, value) in enumerate(rows):
         text.append(("\n" if n else "") + f"{name:<10}", style="bold")
         text.append(value)
+    return text
+
+
+def other_unit_text(expected: DeviceInfo | None, found: DeviceInfo) -> Text:
+    text = Text()
+    text.append("Another unit answered", style="bold reverse")
+    text.append(f"\nFound     {found.model} {found.serial}")
+    if found.is_simulator:
+        text.append("  (simulator)")
+    if expected is not None:
+        text.append(f"\nExpected  {expected.model} {expected.serial}")
+    text.append(
+        "\nNothing is sent to it but a status read. Press o to use this unit from now on "
+        "(no session may be open), or plug the expected unit back in."
+    )
     return text
 
 
@@ -135,6 +153,7 @@ class DeviceScreen(Screen[None]):
         Binding("u", "read_status", "Read status"),
         Binding("c", "reconnect", "Reconnect"),
         Binding("f", "clear_faults", "Clear faults"),
+        Binding("o", "adopt_other_unit", "Use the other unit"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -143,6 +162,7 @@ class DeviceScreen(Screen[None]):
         self.status: Status | None = None
         self.status_error = ""
         self._reading = False
+        self._offered_other = False
 
     @property
     def epm(self) -> EpmApp:
@@ -178,14 +198,25 @@ class DeviceScreen(Screen[None]):
         if state == "up":
             self.action_read_status()
 
+    def _other_unit(self) -> DeviceInfo | None:
+        device = self.epm.device
+        other = getattr(device, "other_unit", None)
+        return other() if callable(other) else None
+
     def refresh_view(self) -> None:
         app = self.epm
         info = app.device_info if app.connection == "up" else None
-        self.query_one("#dev-info", Static).update(
-            info_text(info, app.port)
-            if app.connection != "failed"
-            else Text(app.connect_error or "Not connected.")
-        )
+        other = self._other_unit()
+        if other is not None:
+            shown = other_unit_text(app.device_info, other)
+        elif app.connection == "failed":
+            shown = Text(app.connect_error or "Not connected.")
+        else:
+            shown = info_text(info, app.port)
+        self.query_one("#dev-info", Static).update(shown)
+        if other is not None and not self._offered_other:
+            self._offered_other = True
+            self.refresh_bindings()
         self.query_one("#dev-caps", Static).update(
             capabilities_text(info.capabilities if info else None)
         )
@@ -203,6 +234,10 @@ class DeviceScreen(Screen[None]):
         if action == "clear_faults":
             faulted = self.status is not None and bool(self.status.faults)
             return True if faulted and app.connection == "up" and not app.session_open else None
+        if action == "adopt_other_unit":
+            if self._other_unit() is None:
+                return False  # shown only when another unit is waiting
+            return True if not app.session_open else None
         return True
 
     def run_request(self, what: str, request: str) -> None:
@@ -248,6 +283,38 @@ class DeviceScreen(Screen[None]):
         self.status = None
         self.status_error = ""
         self.epm.connect_device()
+
+    def action_adopt_other_unit(self) -> None:
+        """Ask, then use the other unit from now on (never while a session is open)."""
+        from controller.ui.widgets.confirm_modal import ConfirmModal
+
+        other = self._other_unit()
+        app = self.epm
+        if other is None or app.session_open:
+            return
+        expected = app.device_info.serial if app.device_info is not None else "the unit before"
+        question = f"Use {other.model} {other.serial} from now on?"
+        explain = (
+            f"It answered instead of {expected}. Sessions will run on it, and its records will "
+            "name it. Say no to plug the expected unit back in instead."
+        )
+        self.app.push_screen(ConfirmModal(question, explain), self._adopt_answered)
+
+    def _adopt_answered(self, yes: bool | None) -> None:
+        app = self.epm
+        device = app.device
+        if not yes or device is None or app.session_open:
+            return
+        try:
+            info = device.adopt_other_unit()
+        except Exception as exc:  # the unit went away meanwhile: say so, never a traceback
+            self.status_error = f"Could not use the other unit: {exc}"
+        else:
+            app.adopt_device_info(info)
+            self._offered_other = False
+            self.action_read_status()
+        self.refresh_view()
+        self.refresh_bindings()
 
     def action_back(self) -> None:
         self.app.pop_screen()

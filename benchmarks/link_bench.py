@@ -1,20 +1,28 @@
 """Link benchmarks: request round trip, codec decode rate, sustainable telemetry rate.
 
-Run ``python -m benchmarks.link_bench``. The device is the simulator on a pty pair when the
-simulator package is installed (with its writes paced to the baud rate), else the test suite's
-fake EPM-1 on a pty pair. A pty has no baud-rate timing of its own: the "wire" figures are the
-theoretical ``bytes × 10 / baud``; only the device's paced writes add real wire time, the
-host's writes arrive at once. Treat the RTT ratios as an upper bound of what hardware gives.
+Run ``python -m benchmarks.link_bench``. The device is ``epm sim`` in a process of its own on a
+pty pair, its writes paced to the baud rate (``--fake``: the test suite's fake EPM-1, in this
+process). A pty has no baud-rate timing of its own: the "wire" figures are the theoretical
+``bytes × 10 / baud``; only the device's paced writes add real wire time, the host's writes
+arrive at once. Treat the RTT ratios as an upper bound of what hardware gives.
+
+Each round trip is also split where the host's own work begins and ends (timed by wrapping
+the link core's ``written`` and ``take_completions``): *host before* (the request handed to the
+link until its bytes are written), *device and wire* (until the reply is decoded: the
+simulator's process, the paced bytes, the reader waking), *host after* (until the caller has
+the reply). That tells the link's own share of the tail from the device's and the machine's.
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from benchmarks.common import start_epm_sim
 from controller.link import Link, frame_wire_bytes, max_telemetry_rate, wire_time
 from controller.link.health import percentile
 from controller.wire import FrameDecoder, decode_message, encode_frame
@@ -22,7 +30,7 @@ from controller.wire import messages as m
 from controller.wire.constants import MsgType
 
 BAUDS = (115200, 921600)
-RTT_REQUESTS = 300
+RTT_REQUESTS = 1000
 TELEMETRY_SECONDS = 1.5
 NOTE = (
     "pty pair: no baud timing of its own; wire times are theoretical (bytes x 10 / baud); "
@@ -32,21 +40,14 @@ NOTE = (
 
 @contextmanager
 def device_on_pty(baud: int, use_simulator: bool = True) -> Iterator[tuple[str, str]]:
-    """(kind, port path) of a device on a pty: the simulator if available, else the fake."""
-    sim = None
+    """(kind, port path) of a device on a pty: ``epm sim`` in its own process, or the fake."""
     if use_simulator:
+        proc, url = start_epm_sim(baud, seed=1)
         try:
-            from simulator import Simulator
-
-            sim = Simulator(endpoint="pty", baud=baud, pace=True, seed=1)
-        except Exception:  # simulator missing or incompatible: use the fake
-            sim = None
-    if sim is not None:
-        url = sim.url() if callable(sim.url) else sim.url
-        try:
-            yield "simulator (paced)", str(url)
+            yield "epm sim in its own process (paced)", url
         finally:
-            sim.close()
+            proc.terminate()
+            proc.wait(10)
         return
     from tests.wire_fakes.fake_device import FakeConfig, FakeOnPty
 
@@ -62,6 +63,45 @@ def _rtt(link: Link, make: Callable[[], m.Message], n: int) -> list[float]:
         samples.append(time.perf_counter() - t0)
     samples.sort()
     return samples
+
+
+def _rtt_split(link: Link, n: int) -> dict[str, dict[str, float]]:
+    """GET_STATUS round trips split into host before / device and wire / host after."""
+    core = link._core
+    marks: dict[str, float] = {}
+    real_written, real_take = core.written, core.take_completions
+
+    def written(write: Any, now: float) -> None:
+        marks.setdefault("written", time.perf_counter())
+        real_written(write, now)
+
+    def take() -> Any:
+        out = real_take()
+        if out:
+            marks.setdefault("decoded", time.perf_counter())
+        return out
+
+    core.written, core.take_completions = written, take  # type: ignore[method-assign]
+    parts: dict[str, list[float]] = {"host_before": [], "device_and_wire": [], "host_after": []}
+    try:
+        for _ in range(n):
+            marks.clear()
+            t0 = time.perf_counter()
+            link.request(m.GetStatus())
+            t1 = time.perf_counter()
+            parts["host_before"].append(marks["written"] - t0)
+            parts["device_and_wire"].append(marks["decoded"] - marks["written"])
+            parts["host_after"].append(t1 - marks["decoded"])
+    finally:
+        core.written, core.take_completions = real_written, real_take  # type: ignore[method-assign]
+    out = {}
+    for name, values in parts.items():
+        values.sort()
+        out[name] = {
+            "p50": round(percentile(values, 0.5) * 1000, 3),
+            "p99": round(percentile(values, 0.99) * 1000, 3),
+        }
+    return out
 
 
 def _telemetry_sustained(link: Link, rate: int) -> tuple[bool, int, int]:
@@ -84,6 +124,7 @@ def bench_baud(baud: int, use_simulator: bool = True) -> dict[str, Any]:
         try:
             status_rtt = _rtt(link, m.GetStatus, RTT_REQUESTS)
             beat_rtt = _rtt(link, m.Heartbeat, RTT_REQUESTS)
+            split = _rtt_split(link, RTT_REQUESTS)
             hello = link.hello_reply
             device_max = hello.max_telemetry_hz if hello else 1000
             allowed = max_telemetry_rate(baud, device_max)
@@ -104,6 +145,8 @@ def bench_baud(baud: int, use_simulator: bool = True) -> dict[str, Any]:
     return {
         "device": kind,
         "get_status_rtt_ms": _summary(status_rtt, status_wire),
+        "get_status_target_p99_ms": round((1.5 * status_wire + 0.001) * 1000, 3),
+        "get_status_split_ms": split,
         "heartbeat_rtt_ms": _summary(beat_rtt, beat_wire),
         "t_reply_ms": {
             "GET_STATUS": round(link.t_reply(MsgType.GET_STATUS) * 1000, 2),
@@ -173,6 +216,11 @@ def _print(results: dict[str, Any]) -> None:
                 f"wire (theory) {s['wire_theoretical']:.3f} ms  | ratio p50 {s['ratio_p50']:.2f}"
                 f"  p99 {s['ratio_p99']:.2f}"
             )
+        split = r["get_status_split_ms"]
+        print(
+            f"  GET_STATUS target p99 <= {r['get_status_target_p99_ms']:.3f} ms; split p50/p99: "
+            + ", ".join(f"{k} {v['p50']:.2f}/{v['p99']:.2f}" for k, v in split.items())
+        )
         print(f"  T_reply: {r['t_reply_ms']}")
         runs = ", ".join(
             f"{t['rate_hz']} Hz: {t['received']} rx/{t['lost']} lost" for t in r["telemetry_runs"]
@@ -185,6 +233,4 @@ def _print(results: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     run(use_simulator="--fake" not in sys.argv[1:])

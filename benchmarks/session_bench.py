@@ -14,6 +14,12 @@ Run ``python -m benchmarks session_bench`` (or ``make bench``).
   clear faults, continue). Targets: p99 ≤ 5 ms to bytes written, ≤ 10 ms to output off. A pty
   has no baud timing of its own for the host's bytes, so (b) leaves out the ESTOP frame's
   0.5 ms of wire time at 115200 baud.
+* **Supervision without false watchdogs.** A zone delivers at real speed for
+  :data:`SUPERVISION_SECONDS` with telemetry at 169 Hz while another thread keeps the record
+  store busy (reading every session back and verifying the hash chain, over and over). The
+  engine checks in with the link on every pass; the link feeds the device's watchdog only
+  while those check-ins are recent (300 ms). Figures: the longest gap between check-ins while
+  the device was active (limit 300 ms), and WATCHDOG faults that no injection caused (target 0).
 * **30-minute protocol.** A protocol of 5 min manual work and 25 min of delivery over five
   zones, run end to end through the engine (preflight, records, supervision) on the in-process
   simulator at 1000× (manual timers too). Target: ≤ 10 s wall time.
@@ -22,10 +28,13 @@ Run ``python -m benchmarks session_bench`` (or ``make bench``).
 from __future__ import annotations
 
 import functools
+import itertools
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +50,7 @@ from simulator import Simulator, register_url_handler
 
 BAUD = 115200
 TRIALS = 200
+SUPERVISION_SECONDS = 20.0
 
 _ZONE = """\
   - kind: delivery
@@ -172,26 +182,37 @@ def _stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-def estop_latency(trials: int = TRIALS) -> dict[str, Any]:
-    """ESTOP latency through the engine while telemetry streams at the link's maximum."""
+@contextmanager
+def _one_zone_rig(
+    name: str, seed: int
+) -> Iterator[tuple[Simulator, RecordStore, DeviceClient, Path]]:
+    """A 20-minute zone's protocol, the simulator on a paced pty at :data:`BAUD` in this
+    process, a record store and a connected device client streaming telemetry at the link's
+    maximum rate; all closed afterwards."""
     register_url_handler()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        path = _write_protocol(
-            folder, "bench-estop", ["frontal"], duration_s=1200, manual_s=0, ramp_up_s=0
-        )
-        sim = Simulator(endpoint="pty", baud=BAUD, pace=True, seed=3, speed=1.0)
+        path = _write_protocol(folder, name, ["frontal"], duration_s=1200, manual_s=0, ramp_up_s=0)
+        sim = Simulator(endpoint="pty", baud=BAUD, pace=True, seed=seed, speed=1.0)
         store = RecordStore.open(folder / "data")
         device = DeviceClient(sim.url(), BAUD)
-        engine: SessionEngine | None = None
         try:
             info = device.connect()
-            rate = pick_telemetry_rate(BAUD, info.capabilities.max_telemetry_hz)
-            device.set_telemetry(rate)
-            port = device.link._port  # the benchmark times the link's own writes
-            clock = WriteClock(port)
-            engine = SessionEngine(device, store, _plan(path), auto_confirm=True)
-            engine.start()
+            device.set_telemetry(pick_telemetry_rate(BAUD, info.capabilities.max_telemetry_hz))
+            yield sim, store, device, path
+        finally:
+            device.close()
+            sim.close()
+            store.close()
+
+
+def estop_latency(trials: int = TRIALS) -> dict[str, Any]:
+    """ESTOP latency through the engine while telemetry streams at the link's maximum."""
+    with _one_zone_rig("bench-estop", seed=3) as (sim, store, device, path):
+        clock = WriteClock(device.link._port)  # the benchmark times the link's own writes
+        engine = SessionEngine(device, store, _plan(path), auto_confirm=True)
+        engine.start()
+        try:
             to_bytes: list[float] = []
             to_off: list[float] = []
             for _ in range(trials):
@@ -214,22 +235,67 @@ def estop_latency(trials: int = TRIALS) -> dict[str, Any]:
                 _wait(engine, lambda s: Action.CONTINUE in s.allowed)
                 engine.request(Action.CONTINUE)
             health = device.health()
-            return {
-                "transport": "pty (simulator endpoint in this process), device writes paced",
-                "baud": BAUD,
-                "telemetry_hz": rate,
-                "telemetry_received": health.telemetry_received,
-                "telemetry_lost": health.telemetry_lost,
-                "trials": trials,
-                "to_bytes_written": _stats(to_bytes),
-                "to_output_off": _stats(to_off),
-            }
         finally:
-            if engine is not None:
-                engine.shutdown("benchmark done", timeout=5)
-            device.close()
-            sim.close()
-            store.close()
+            engine.shutdown("benchmark done", timeout=5)
+    return {
+        "transport": "pty (simulator endpoint in this process), device writes paced",
+        "baud": BAUD,
+        "telemetry_hz": pick_telemetry_rate(BAUD, 1000),
+        "telemetry_received": health.telemetry_received,
+        "telemetry_lost": health.telemetry_lost,
+        "trials": trials,
+        "to_bytes_written": _stats(to_bytes),
+        "to_output_off": _stats(to_off),
+    }
+
+
+def supervision(seconds: float = SUPERVISION_SECONDS) -> dict[str, Any]:
+    """Check-in gaps and uncaused WATCHDOG faults while delivering with a busy record store."""
+    with _one_zone_rig("bench-supervision", seed=5) as (sim, store, device, path):
+        checkins: list[float] = []
+        real_checkin = device.checkin
+
+        def checkin() -> None:
+            checkins.append(time.perf_counter())
+            real_checkin()
+
+        device.checkin = checkin  # type: ignore[method-assign]
+        busy = threading.Event()
+
+        def keep_the_store_busy() -> None:
+            while not busy.is_set():
+                for record in store.list_sessions():
+                    store.session_detail(record.id)
+                store.verify_chain()
+
+        reader = threading.Thread(target=keep_the_store_busy, name="bench-store", daemon=True)
+        engine = SessionEngine(device, store, _plan(path), auto_confirm=True)
+        engine.start()
+        try:
+            _wait(engine, _output_on_seen)
+            reader.start()
+            t0 = time.perf_counter()
+            time.sleep(seconds)
+            t1 = time.perf_counter()
+            busy.set()
+            window = [t for t in checkins if t0 <= t <= t1]
+            gaps = [b - a for a, b in itertools.pairwise(window)]
+            watchdogs = [t for t in sim.output_transitions() if t.cause == "watchdog"]
+            phase = engine.snapshot().phase.value
+            stalls = device.health().supervision_stalls
+        finally:
+            busy.set()
+            engine.shutdown("benchmark done", timeout=5)
+            if reader.is_alive():
+                reader.join(5)
+    return {
+        "seconds": seconds,
+        "checkins": len(window),
+        "checkin_gap_ms": _stats(gaps),
+        "watchdog_faults_uncaused": len(watchdogs),
+        "phase_at_end": phase,
+        "supervision_stalls": stalls,
+    }
 
 
 def thirty_minute_protocol(speed: float = 1000.0) -> dict[str, Any]:
@@ -284,12 +350,20 @@ def run() -> dict[str, Any]:
         f"  to output off:    p50 {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms, max "
         f"{o['max_ms']:.2f} ms (target p99 <= 10 ms)"
     )
+    sup = supervision()
+    gap = sup["checkin_gap_ms"]
+    print(
+        f"Supervision while delivering {sup['seconds']:g} s with the record store kept busy: "
+        f"{sup['checkins']} check-ins, gap p50 {gap['p50_ms']:.1f} ms, p99 {gap['p99_ms']:.1f} ms, "
+        f"max {gap['max_ms']:.1f} ms (limit 300 ms); WATCHDOG faults without a cause: "
+        f"{sup['watchdog_faults_uncaused']} (target 0)"
+    )
     thirty = thirty_minute_protocol()
     print(
         f"30-minute protocol at {thirty['speed']:g}x through the engine: "
         f"{thirty['wall_s']:.2f} s wall (target <= 10 s), {thirty['events_recorded']} events"
     )
-    return {"estop": estop, "thirty_minute_protocol": thirty}
+    return {"estop": estop, "supervision": sup, "thirty_minute_protocol": thirty}
 
 
 if __name__ == "__main__":

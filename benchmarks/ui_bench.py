@@ -23,15 +23,14 @@ carries ``921600 / 2 / 340`` = 1355 Hz).
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import start_epm_sim
 from benchmarks.session_bench import WriteClock
 from controller.device import DeviceClient
 from controller.link.health import percentile
@@ -47,7 +46,7 @@ BAUD = 921_600
 TELEMETRY_HZ = 1000
 LAG_SECONDS = 5.0
 LAG_PERIOD_S = 0.010
-ESTOP_TRIALS = 50
+ESTOP_TRIALS = 200
 
 _PROTOCOL = """\
 format: epm-protocol/1
@@ -112,31 +111,7 @@ async def _measure_lag(seconds: float) -> list[float]:
 
 def _start_simulator() -> tuple[subprocess.Popen[str], str]:
     """``epm sim`` in its own process; returns it and the pty path it serves."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "controller",
-            "sim",
-            "--baud",
-            str(BAUD),
-            "--pace",
-            "--seed",
-            "3",
-            "--control",
-            "none",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise RuntimeError("ui_bench: the simulator did not start")
-    return proc, str(json.loads(line)["url"])
+    return start_epm_sim(BAUD, seed=3)
 
 
 def run() -> dict[str, Any]:

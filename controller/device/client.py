@@ -150,6 +150,11 @@ class DeviceClient:
         return self._link.epoch
 
     @property
+    def connection(self) -> int:
+        """How many times the connection changed (the epoch without its ESTOPs)."""
+        return self._link.connection
+
+    @property
     def identity(self) -> DeviceIdentity | None:
         """The pinned unit (model, serial, boot_id) the link accepts after a reconnect."""
         return self._link.identity

@@ -109,6 +109,7 @@ class DeviceEvent:
     lost: int | None = None
     old_boot_id: int | None = None
     new_boot_id: int | None = None
+    connection: int | None = None
 
 
 _E = TypeVar("_E", State, Contact, Handpiece)
@@ -191,4 +192,5 @@ def from_link_event(
         lost=event.lost,
         old_boot_id=event.old_boot_id,
         new_boot_id=event.new_boot_id,
+        connection=event.connection,
     )

@@ -106,6 +106,9 @@ class ConnectionCore:
         self._supervision_window = supervision_window
         self.state = LinkState.CLOSED
         self.epoch = carried.epoch
+        #: Connection changes only (the state transitions), not counting ESTOPs: what a
+        #: practitioner's queued action was decided on (an ESTOP changes the device's state).
+        self.connection = carried.connection
         self.pinned: DeviceIdentity | None = carried.pinned
         self.other: DeviceIdentity | None = None
         self.other_hello: HelloReply | None = None
@@ -148,7 +151,7 @@ class ConnectionCore:
 
     @property
     def continuity(self) -> Continuity:
-        return Continuity(self.pinned, self.epoch, self._out.seq.last)
+        return Continuity(self.pinned, self.epoch, self._out.seq.last, self.connection)
 
     def take_kick(self) -> bool:
         """Whether the timers or the next write may have changed since the last call."""
@@ -390,6 +393,7 @@ class ConnectionCore:
         self.state = next_state(self.state, trigger)
         if trigger is not Trigger.CLOSE:
             self.epoch += 1
+            self.connection += 1
 
     def _trouble(self, now: float) -> None:
         if self._trouble_since is None:
@@ -409,7 +413,16 @@ class ConnectionCore:
         make: Callable[..., LinkEvent] = LinkEvent
         request = failed.mtype if failed is not None else None
         self._deliveries.append(
-            make(kind, message, now, self.epoch, self.pinned, request=request, **fields)
+            make(
+                kind,
+                message,
+                now,
+                self.epoch,
+                self.pinned,
+                request=request,
+                connection=self.connection,
+                **fields,
+            )
         )
         if failed is not None and failed.mtype in OUTCOME_UNCERTAIN and not failed.abandoned:
             text = texts.outcome_unknown_event(failed.mtype)
@@ -421,5 +434,6 @@ class ConnectionCore:
                     self.epoch,
                     self.pinned,
                     request=failed.mtype,
+                    connection=self.connection,
                 )
             )

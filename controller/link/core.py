@@ -224,6 +224,12 @@ class LinkCore(ConnectionCore):
         self._out.write_failed(write)
         self.port_failed(now, reason)
 
+    def write_wanted(self) -> bool:
+        """Whether :meth:`next_write` has something to write right now regardless of time
+        (an ESTOP, or a queued request with none outstanding)."""
+        out = self._out
+        return out.estop_pending() or (out.outstanding is None and bool(out.queue))
+
     def _unwritable(self, req: Request, now: float) -> LinkError | None:
         """Why ``req`` may not be written now (checked at submission and again at writing)."""
         state, mtype = self.state, req.mtype

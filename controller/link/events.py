@@ -62,7 +62,9 @@ class LinkEvent:
     """One thing that happened to the link; ``message`` is a plain sentence for the operator.
 
     ``monotonic`` is when it happened (host monotonic clock), not when someone read it;
-    ``epoch`` is the link's connection epoch right after it.
+    ``epoch`` is the link's epoch right after it (every connection change and every ESTOP
+    written starts a new one: commands decided before are never written after), and
+    ``connection`` counts the connection changes alone.
     """
 
     kind: LinkEventKind
@@ -77,6 +79,7 @@ class LinkEvent:
     lost: int | None = None
     old_boot_id: int | None = None
     new_boot_id: int | None = None
+    connection: int = 0
 
 
 class LinkListener(Protocol):

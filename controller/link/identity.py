@@ -48,3 +48,4 @@ class Continuity:
     pinned: DeviceIdentity | None = None
     epoch: int = 0
     last_seq: int = 0
+    connection: int = 0

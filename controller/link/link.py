@@ -22,6 +22,7 @@ what the core decides:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import NamedTuple
@@ -133,6 +134,8 @@ class Link:
         self._settled = threading.Condition(self._lock)
         self._wlock = threading.Lock()
         self._kicked = threading.Event()
+        #: When the ticker will wake by itself (it is kicked only for anything sooner).
+        self._ticker_until = -math.inf
         self._stop = threading.Event()
         self._port: serial.SerialBase | None = None
         self._waiters: dict[int, _Waiter] = {}
@@ -230,6 +233,11 @@ class Link:
     def epoch(self) -> int:
         """The connection epoch now (see :mod:`controller.link.states`)."""
         return self._core.epoch
+
+    @property
+    def connection(self) -> int:
+        """How many times the connection changed (the epoch without its ESTOPs)."""
+        return self._core.connection
 
     @property
     def was_opened(self) -> bool:
@@ -393,7 +401,12 @@ class Link:
             self._drop_port(self._port)
         if core.take_kick():
             self._settled.notify_all()
-            self._kicked.set()
+            # Wake the ticker only when it has something to do sooner than it planned: a
+            # needless wake-up costs the caller waiting for this reply a GIL hand-over.
+            deadline = core.next_deadline()
+            sooner = deadline is not None and deadline < self._ticker_until
+            if sooner or core.write_wanted():
+                self._kicked.set()
 
     def _drop_port(self, port: serial.SerialBase) -> None:
         """Forget the port (caller holds ``self._lock``); the reader closes it at once."""
@@ -498,9 +511,13 @@ class Link:
             try:
                 with self._lock:
                     deadline = self._core.next_deadline()
-                wait = TICK_S if deadline is None else deadline - time.monotonic()
+                    now = time.monotonic()
+                    wait = TICK_S if deadline is None else min(deadline - now, TICK_S)
+                    self._ticker_until = now + max(0.0, wait)
                 if wait > 0:
-                    self._kicked.wait(min(wait, TICK_S))
+                    self._kicked.wait(wait)
+                with self._lock:
+                    self._ticker_until = -math.inf  # awake: any change is seen on this pass
                 self._kicked.clear()
                 if self._stop.is_set():
                     return

@@ -155,6 +155,10 @@ class Outbox:
         self.changed = True
         return self._estop_wanted
 
+    def estop_pending(self) -> bool:
+        """An ESTOP was asked for and not yet written."""
+        return self._estop_wanted > self._estop_taken
+
     def estop_written(self, gen: int) -> bool:
         """Whether the ESTOP of generation ``gen`` (or a later one) went out."""
         return any(ok for g, ok in self._estop_written.items() if g >= gen)

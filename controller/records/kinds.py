@@ -11,8 +11,8 @@ EVENT_KINDS: dict[str, str] = {
     "session_started": "written by begin_session with everything the session started with",
     "state": "the engine's session state changed (data: old, new)",
     "command_sent": "written BEFORE a request goes to the device (data: command, seq, values)",
-    "command_result": "the device's reply to a request (data: command, seq, result: ack/nak/"
-    "timeout, code, detail)",
+    "command_result": "the device's reply to a request (data: command, result: ack/nak/refused/"
+    "stale/outcome_unknown/lost, code, detail; stale: decided_epoch, epoch)",
     "device_event": "an EVENT frame from the device (data: event, arg, t_ms, dseq)",
     "alarm_raised": "the safety supervisor raised an alarm (data: alarm, priority, message)",
     "alarm_cleared": "an alarm's condition is gone (data: alarm)",
@@ -26,23 +26,28 @@ EVENT_KINDS: dict[str, str] = {
     "step_end": "written by record_step_end (data: index, attempt, outcome, delivered_ms from the "
     "device's step_elapsed_ms)",
     "step_skipped": "written by record_skip (data: index, reason)",
-    "link_lost": "the serial link was lost (data: reason, last_state)",
-    "reconnected": "the link is back and STATUS was read (data: status)",
-    "device_restarted": "the device's boot_id changed or its clock went back (data: old_boot_id, "
-    "new_boot_id)",
+    "link_lost": "the serial link was lost (data: reason, last_phase, occurred_at, epoch)",
+    "reconnected": "the link is back and STATUS was read (data: status, occurred_at, epoch)",
+    "device_restarted": "the device's boot_id changed or its clock went back, also while the "
+    "port was closed (data: old_boot_id, new_boot_id, occurred_at)",
+    "unit_changed": "after a reconnect another unit answered; the session ends interrupted "
+    "(data: expected, found, occurred_at)",
+    "end_check": "the session's end checked the device: seen inactive, or another unit on the "
+    "port (data: result, status); otherwise an estop event follows",
     "outcome_unknown": "a START/RESUME/SET_AMPLITUDE got no reply before the link was lost "
     "(data: command, seq)",
     "warning": "something the practitioner was warned about (data: message)",
     "note": "written by set_notes (data: notes)",
-    "estop": "emergency stop: written right AFTER the ESTOP bytes went out (the device is made "
-    "safe first; data: source, written)",
+    "estop": "emergency stop: written right AFTER the ESTOP bytes went out, by the engine's "
+    "thread (the device is made safe first; data: source, reason, bytes_written, phase)",
     "alarm_updated": "a shown alarm's message or detail changed (data: alarm, message)",
     "alarm_resolved": "a latched alarm's condition is gone; it stays shown until acknowledged "
     "(data: alarm)",
     "notice": "a practitioner action was refused or clamped, with the limit and why "
     "(data: action, message, limit)",
     "preflight": "the preflight checks' result (data: ok, refusals, warnings)",
-    "link_event": "a link-level event (reconnect attempt, dseq gap, ...) (data: kind, detail)",
+    "link_event": "a link-level event (dseq gap, status refreshed, supervision lost, ...) "
+    "(data: kind, message, occurred_at, epoch)",
     "engine_error": "the engine hit an unexpected error and made the device safe (data: error)",
     "session_end": "written by end_session and recover_interrupted: the session's outcome "
     "(data: outcome, reason, summary; for interrupted: last_event, last_telemetry)",

@@ -4,8 +4,8 @@ Actions come from the UI's (or a headless runner's) thread and are carried out o
 thread, usually within milliseconds. When the engine is busy (a burst of record writes), keys
 pressed meanwhile must not be carried out later on a world that has changed:
 
-* every action carries the :class:`Context` it was decided on (the connection epoch, the
-  device's state, the step); when it is taken and the context has changed, it is dropped with
+* every action carries the :class:`Context` it was decided on (the connection, the device's
+  state, the step); when it is taken and the context has changed, it is dropped with
   a notice instead of carried out;
 * PAUSE and STOP jump ahead of everything else and are never dropped: they act on whatever is
   delivering now;
@@ -32,12 +32,13 @@ INTENSITY = frozenset({Action.INTENSITY_UP, Action.INTENSITY_DOWN})
 class Context:
     """What an action was decided on."""
 
-    epoch: int | None
+    connection: int | None
+    """How many times the link's connection had changed (a loss, a reconnect, a restart)."""
     device_state: int | None
     step: int | None
 
     def describe_change(self, now: Context) -> str:
-        if self.epoch != now.epoch:
+        if self.connection != now.connection:
             return "the connection to the device changed"
         if self.step != now.step:
             return "the session moved to another step"

@@ -259,7 +259,7 @@ class EngineActions(EngineRecovery):
             return
         with self._lock:
             self._info = info
-            self._epoch = self._device.epoch
+            self._epoch, self._connection = self._device.epoch, self._device.connection
         status = self._read_status()
         self._on_back(
             DeviceEvent(

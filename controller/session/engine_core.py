@@ -189,6 +189,9 @@ class EngineCore:
         #: The connection epoch of the link events this engine has seen (``None`` before it
         #: connected): every epoch-bound command carries it; the link refuses a stale one.
         self._epoch: int | None = None
+        #: The connection changes alone (not ESTOPs): what queued actions were decided on (an
+        #: ESTOP changes the device's state, which drops them anyway; see actions.py).
+        self._connection: int | None = None
         #: (expected serial, found serial) when another unit answered after a reconnect.
         self._unit_change: tuple[str, str] | None = None
         self._steps: list[PlannedStep] = []
@@ -400,7 +403,7 @@ class EngineCore:
     def _context(self) -> Context:
         """What an action decided now is decided on (see :mod:`controller.session.actions`)."""
         with self._lock:
-            return Context(self._epoch, self._device.device_state, self._pos)
+            return Context(self._connection, self._device.device_state, self._pos)
 
     def _command(self, command: str, call: Callable[[], object], **data: Any) -> str:
         """Record ``command_sent``, send, record the result. Returns ack, nak, refused,

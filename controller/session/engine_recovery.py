@@ -170,6 +170,7 @@ class EngineRecovery(EngineSteps):
         if ev.epoch is not None:
             with self._lock:
                 self._epoch = ev.epoch
+                self._connection = ev.connection
         if kind in (DeviceEventKind.ESTOP_SENT, DeviceEventKind.ESTOP_CONFIRMED):
             return  # ESTOPs are recorded by whoever asked for them (the link's in link_lost)
         if kind is DeviceEventKind.UNIT_CHANGED:

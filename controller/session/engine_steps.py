@@ -138,7 +138,7 @@ class EngineSteps(EngineCore):
         with self._lock:
             self._info = info
             self._boot_id = info.boot_id
-            self._epoch = self._device.epoch
+            self._epoch, self._connection = self._device.epoch, self._device.connection
         # A session begins by accepting the unit as it is now (a restart reported before it
         # was acknowledged with the device screen): its boot_id is the one kept from here.
         self._device.acknowledge_restart()

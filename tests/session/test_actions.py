@@ -8,7 +8,7 @@ from controller.session.actions import CAPACITY, ActionQueue, Context
 from controller.session.model import Action
 from controller.wire.constants import State
 
-NOW = Context(epoch=3, device_state=int(State.RUNNING), step=0)
+NOW = Context(connection=3, device_state=int(State.RUNNING), step=0)
 
 
 def drain(queue: ActionQueue, now: Context = NOW) -> tuple[list[Action], list[str]]:
@@ -35,7 +35,7 @@ def test_pause_and_stop_are_never_dropped_when_the_world_changed() -> None:
     queue = ActionQueue()
     queue.put(Action.PAUSE, None, NOW)
     queue.put(Action.SKIP, "reason", NOW)
-    moved = Context(epoch=5, device_state=int(State.HOLD), step=1)
+    moved = Context(connection=5, device_state=int(State.HOLD), step=1)
     actions, notices = drain(queue, moved)
     assert actions == [Action.PAUSE]
     assert len(notices) == 1 and "connection to the device changed" in notices[0]
@@ -58,12 +58,12 @@ def test_actions_decided_on_another_step_or_device_state_are_dropped_with_a_noti
     queue = ActionQueue()
     queue.put(Action.SKIP, "reason", NOW)
     queue.put(Action.INTENSITY_UP, None, NOW)
-    next_step = Context(epoch=3, device_state=int(State.RUNNING), step=1)
+    next_step = Context(connection=3, device_state=int(State.RUNNING), step=1)
     actions, notices = drain(queue, next_step)
     assert actions == []
     assert "another step" in notices[0] and "Intensity change (+1)" in notices[1]
     queue.put(Action.CONFIRM, None, NOW)
-    held = Context(epoch=3, device_state=int(State.HOLD), step=0)
+    held = Context(connection=3, device_state=int(State.HOLD), step=0)
     assert "device's state changed" in drain(queue, held)[1][0]
 
 

@@ -127,14 +127,15 @@ class SessionEngine(EngineActions):
             return
         if self._done.is_set():
             with self._lock:
-                self._notices.append(
-                    f"{action.value}: the session has ended ({self._phase.value}); start a new one."
+                phase = self._shown.phase.value
+                self._shown.notices.append(
+                    f"{action.value}: the session has ended ({phase}); start a new one."
                 )
             return
-        refused = self._actions.put(action, reason, self._context())
+        refused = self._in.actions.put(action, reason, self._context())
         if refused is not None:
             with self._lock:
-                self._notices.append(refused)
+                self._shown.notices.append(refused)
         self._wake.set()
 
     def emergency_stop(self, source: str = "operator") -> bool:
@@ -156,7 +157,7 @@ class SessionEngine(EngineActions):
             "source": source,
             "reason": "emergency stop after the session ended",
             "bytes_written": written,
-            "phase": self._phase.value,
+            "phase": self._shown.phase.value,
         }
 
         def record() -> None:
@@ -218,15 +219,15 @@ class SessionEngine(EngineActions):
             self._done.set()
 
     def _service(self) -> None:
-        while self._device_inbox:
+        while self._in.device_events:
             self._drain_supervisor_output()  # what the event changed is recorded first
-            self._handle_device_event(self._device_inbox.popleft())
+            self._handle_device_event(self._in.device_events.popleft())
         self._drain_supervisor_output()
         reason, self._shutdown_reason = self._shutdown_reason, None
         if reason is not None and not self._ending:
             self._end(reason)
         while not self._ending:
-            queued, dropped = self._actions.take(self._context())
+            queued, dropped = self._in.actions.take(self._context())
             for text in dropped:
                 self._notice(text, layer="controller", stale=True)
             if queued is None:
@@ -263,20 +264,20 @@ class SessionEngine(EngineActions):
     def _build_snapshot(self) -> SessionSnapshot:
         plan = self._plan
         protocol = self._protocol
-        info = self._info
-        latest = self._latest
-        values = self._values
+        info = self._link.info
+        latest = self._in.latest
+        values = self._run.values
         now = self._clock()
-        current = self._live_elapsed() if self._attempt_open else 0
-        steps = engine_view.step_views(self._steps, self._pos, current)
+        current = self._live_elapsed() if self._run.attempt_open else 0
+        steps = engine_view.step_views(self._run.steps, self._run.pos, current)
         zone_planned = zone_delivered = 0
         manual_remaining: int | None = None
-        if self._pos is not None and self._pos < len(self._steps):
-            planned = self._steps[self._pos]
+        if self._run.pos is not None and self._run.pos < len(self._run.steps):
+            planned = self._run.steps[self._run.pos]
             if planned.is_delivery:
                 zone_planned = planned.planned_ms
-                zone_delivered = steps[self._pos].delivered_ms
-            elif planned.planned_ms and self._phase is Phase.MANUAL:
+                zone_delivered = steps[self._run.pos].delivered_ms
+            elif planned.planned_ms and self._shown.phase is Phase.MANUAL:
                 manual_remaining = max(0, planned.planned_ms - self._manual_elapsed_ms(planned))
         deliveries = [s for s in steps if s.kind == "delivery"]
         link = None
@@ -286,11 +287,12 @@ class SessionEngine(EngineActions):
         identity_version = getattr(plan.load_result, "version", None) or 0
         alarms = tuple(
             sorted(
-                self._alarms.values(), key=lambda a: (a.priority.rank, a.raised_at, a.occurrence)
+                self._shown.alarms.values(),
+                key=lambda a: (a.priority.rank, a.raised_at, a.occurrence),
             )
         )
         return SessionSnapshot(
-            phase=self._phase,
+            phase=self._shown.phase,
             simulated=bool(info.is_simulator) if info is not None else False,
             client_code=plan.client_code,
             protocol_id=protocol.id if protocol is not None else str(identity_id),
@@ -298,8 +300,8 @@ class SessionEngine(EngineActions):
             protocol_title=protocol.title if protocol is not None else "",
             session_id=self._rec.session_id,
             step_index=None
-            if self._pos is None or self._phase in (Phase.FINISHED, Phase.REFUSED)
-            else self._pos + 1,
+            if self._run.pos is None or self._shown.phase in (Phase.FINISHED, Phase.REFUSED)
+            else self._run.pos + 1,
             steps=steps,
             zone_planned_ms=zone_planned,
             zone_delivered_ms=zone_delivered,
@@ -320,14 +322,14 @@ class SessionEngine(EngineActions):
             link=link,
             alarms=alarms,
             allowed=self._allowed_locked(),
-            message=self._message,
-            outcome=self._outcome,
-            outcome_reason=self._outcome_reason,
-            refusals=self._refusals,
-            warnings=self._warnings,
-            aftercare=self._aftercare,
-            notices=tuple(self._notices),
-            course=self._course,
-            reconnect_failed=self._reconnect_failed,
-            unit_change=self._unit_change,
+            message=self._shown.message,
+            outcome=self._shown.outcome,
+            outcome_reason=self._shown.outcome_reason,
+            refusals=self._shown.refusals,
+            warnings=self._shown.warnings,
+            aftercare=self._shown.aftercare,
+            notices=tuple(self._shown.notices),
+            course=self._shown.course,
+            reconnect_failed=self._link.reconnect_failed,
+            unit_change=self._link.unit_change,
         )

@@ -16,11 +16,9 @@ from controller.device import (
 )
 from controller.session.actions import INTENSITY, Queued
 from controller.session.alarms import AlarmCode
-from controller.session.engine_core import (
-    DELIVERY_PHASES,
-    AfterIdle,
-)
+from controller.session.engine_core import DELIVERY_PHASES
 from controller.session.engine_recovery import EngineRecovery
+from controller.session.engine_state import AfterIdle
 from controller.session.limits import Direction, intensity_range, intensity_step
 from controller.session.model import (
     Action,
@@ -40,22 +38,22 @@ class EngineActions(EngineRecovery):
 
     def _situation(self) -> Situation:
         """What :mod:`controller.session.rules` looks at (caller holds ``self._lock``)."""
-        values = self._values
+        values = self._run.values
         can_raise = can_lower = False
         if values is not None:
             low, high = intensity_range(values.amplitude_max_dv)
             current = self._current_setpoint()
             can_raise, can_lower = current < high, current > low
-        fault = self._alarms.get(AlarmCode.DEVICE_FAULT)
+        fault = self._shown.alarms.get(AlarmCode.DEVICE_FAULT)
         return Situation(
-            phase=self._phase,
+            phase=self._shown.phase,
             device_state=self._device.device_state,
-            stop_under_way=self._after_idle is not None,
-            waiting_for_contact=self._awaiting_contact,
-            unacknowledged_alarm=any(not a.acknowledged for a in self._alarms.values()),
+            stop_under_way=self._run.after_idle is not None,
+            waiting_for_contact=self._run.awaiting_contact,
+            unacknowledged_alarm=any(not a.acknowledged for a in self._shown.alarms.values()),
             fault_alarm_unacknowledged=fault is not None and not fault.acknowledged,
-            has_step=self._pos is not None,
-            reconnect_failed=self._reconnect_failed,
+            has_step=self._run.pos is not None,
+            reconnect_failed=self._link.reconnect_failed,
             can_raise=can_raise and values is not None,
             can_lower=can_lower and values is not None,
         )
@@ -99,7 +97,7 @@ class EngineActions(EngineRecovery):
                     if change.change.code is AlarmCode.DEVICE_RESTARTED:
                         self._device.acknowledge_restart()  # its new boot_id is kept now
         elif action is Action.CONFIRM:
-            if self._phase is Phase.MANUAL:
+            if self._shown.phase is Phase.MANUAL:
                 self._complete_manual()
             else:
                 self._confirm()
@@ -125,7 +123,7 @@ class EngineActions(EngineRecovery):
 
     def _intensity(self, presses: int) -> None:
         """``presses`` merged presses (positive up): one SET_AMPLITUDE to where they lead."""
-        values = self._values
+        values = self._run.values
         planned = self._current()
         assert values is not None
         current = self._current_setpoint()
@@ -163,7 +161,7 @@ class EngineActions(EngineRecovery):
         )
         if result == "ack":
             with self._lock:
-                self._setpoint_dv = decision.value_dv
+                self._run.setpoint_dv = decision.value_dv
             with self._sup_lock:
                 actions = self._sup.setpoint_changed(decision.value_dv, self._clock())
             if actions:
@@ -174,20 +172,20 @@ class EngineActions(EngineRecovery):
         """End the session early: a running zone is stopped with a ramp first, and the
         session ends once the device is idle (see ``_step_ended``)."""
         outcome = outcome or self._end_outcome()
-        phase = self._phase
-        if self._after_idle is not None:
+        phase = self._shown.phase
+        if self._run.after_idle is not None:
             with self._lock:  # already stopping: end rather than skip once idle
-                self._after_idle = AfterIdle("end", outcome, reason)
+                self._run.after_idle = AfterIdle("end", outcome, reason)
             return
-        if phase in DELIVERY_PHASES and self._started:
+        if phase in DELIVERY_PHASES and self._run.started:
             with self._lock:
-                self._after_idle = AfterIdle("end", outcome, reason)
+                self._run.after_idle = AfterIdle("end", outcome, reason)
             result = self._command("STOP", self._device.stop, reason=reason)
             if result == "ack":
                 self._set_phase(Phase.STOPPING, f"Ramping down to end the session: {reason}.")
                 return
             with self._lock:
-                self._after_idle = None
+                self._run.after_idle = None
             if result == "nak":  # FAULT_LATCHED: the device is in FAULT and its output is off
                 self._enter_fault()
                 self._finish(self._end_outcome(), reason)
@@ -195,9 +193,9 @@ class EngineActions(EngineRecovery):
                 # The link sent ESTOP as it gave up and the device's watchdog stops output.
                 self._finish(Outcome.INTERRUPTED, reason)
             return
-        if phase is Phase.STOPPING and self._started:
+        if phase is Phase.STOPPING and self._run.started:
             with self._lock:  # the zone is ramping down at its end: end once idle
-                self._after_idle = AfterIdle("end", outcome, reason)
+                self._run.after_idle = AfterIdle("end", outcome, reason)
             return
         if phase is Phase.PLACE:
             self._command(
@@ -207,27 +205,27 @@ class EngineActions(EngineRecovery):
 
     def _skip(self, reason: str) -> None:
         planned = self._current()
-        phase = self._phase
-        if phase in DELIVERY_PHASES and self._started:
+        phase = self._shown.phase
+        if phase in DELIVERY_PHASES and self._run.started:
             with self._lock:
-                self._after_idle = AfterIdle("skip", Outcome.STOPPED, reason)
+                self._run.after_idle = AfterIdle("skip", Outcome.STOPPED, reason)
             if self._command("STOP", self._device.stop, reason=f"skip: {reason}") == "ack":
                 self._set_phase(Phase.STOPPING, f"Ramping down to skip the {planned.zone} zone.")
             else:
                 with self._lock:
-                    self._after_idle = None
+                    self._run.after_idle = None
             return
         if phase is Phase.PLACE:
             self._command(
                 "STOP", self._device.stop, reason=f"discard the configured step: skip: {reason}"
             )
-        if self._attempt_open:
+        if self._run.attempt_open:
             self._rec.skip(planned.index, reason, kind=planned.kind, zone=planned.zone)
             with self._lock:
-                self._attempt_open = False
-                self._started = False
-                self._manual_started_at = None
-                self._awaiting_contact = False
+                self._run.attempt_open = False
+                self._run.started = False
+                self._run.manual_started_at = None
+                self._run.awaiting_contact = False
         else:
             self._rec.skip(planned.index, reason, kind=planned.kind, zone=planned.zone)
         with self._lock:
@@ -239,15 +237,15 @@ class EngineActions(EngineRecovery):
         epoch = self._epoch_now()
         if self._command("CLEAR_FAULTS", lambda: self._device.clear_faults(epoch=epoch)) == "ack":
             self._read_status()
-            if self._phase is Phase.FAULT and self._device.device_state is not State.FAULT:
-                self._fault_cleared_shown = True
+            if self._shown.phase is Phase.FAULT and self._device.device_state is not State.FAULT:
+                self._run.fault_cleared_shown = True
                 self._set_phase(Phase.FAULT, self._fault_cleared_message())
 
     def _continue(self) -> None:
         planned = self._current()
         with self._lock:
-            self._interrupted = False
-            self._operator_estop = False
+            self._link.interrupted = False
+            self._shown.operator_estop = False
         self._emit("step", {"index": planned.index, "event": "continued"})
         self._enter_step(planned.pos)
 
@@ -258,8 +256,8 @@ class EngineActions(EngineRecovery):
             self._notice(f"Reconnecting failed: {exc}", action="reconnect", layer="link")
             return
         with self._lock:
-            self._info = info
-            self._epoch, self._connection = self._device.epoch, self._device.connection
+            self._link.info = info
+            self._link.epoch, self._link.connection = self._device.epoch, self._device.connection
         status = self._read_status()
         self._on_back(
             DeviceEvent(

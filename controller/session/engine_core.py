@@ -1,13 +1,15 @@
-"""The session engine's core: its state, the record helpers and the link-thread listeners.
+"""The session engine's core: its components, the record helpers and the link listeners.
 
-Why a core: the engine is split by concern (this state and its invariants; the step flow in
-``engine_steps``; faults and link loss in ``engine_recovery``; practitioner actions in
-``engine_actions``; the public API and thread in ``engine``) so each part can be read alone.
-Everything here keeps the engine's two rules: a command is recorded (``command_sent``) before
-it is sent, and an alarm change is recorded before any listener hears of it. The listeners
-``_on_device_telemetry``/``_on_device_event`` run on the link's threads: they feed the safety
-supervisor at once (an ESTOP it asks for goes out from that thread) and queue the rest for the
-engine thread.
+Why a core: the engine is split by concern (its state as owned components in
+``engine_state``; the rules of what may be done in ``rules``; this core's helpers; the step
+flow in ``engine_steps``; how a session ends in ``engine_ending``; faults and link loss in
+``engine_recovery``; practitioner actions in ``engine_actions``; the public API and thread in
+``engine``) so each part can be read alone. Everything here keeps the engine's rules: a command
+is recorded (``command_sent``) before it is sent and carries the epoch it was decided on, and an
+alarm change is recorded before any listener hears of it. The listeners
+``_on_device_telemetry``/``_on_device_event`` run on the link's dispatch thread: they feed the
+safety supervisor at once (an ESTOP it asks for goes out from that thread) and queue the rest
+for the engine thread.
 """
 
 from __future__ import annotations
@@ -16,16 +18,13 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from controller.device import (
     DeviceClient,
     DeviceEvent,
     DeviceEventKind,
-    DeviceInfo,
     DeviceProtocolError,
     DeviceRefused,
     LimitsExceeded,
@@ -34,20 +33,24 @@ from controller.device import (
     StaleCommand,
     Status,
 )
-from controller.link import LinkState
-from controller.records import RecordsError, RecordStore
-from controller.records.courses import CourseProgress, course_progress
-from controller.session.actions import ActionQueue, Context
-from controller.session.alarms import Alarm, AlarmChange, AlarmCode, ChangeKind
+from controller.records import RecordStore
+from controller.session.actions import Context
+from controller.session.alarms import AlarmChange, ChangeKind
 from controller.session.engine_notify import Notifier
 from controller.session.engine_record import Recorder, json_safe
+from controller.session.engine_state import (
+    TELEMETRY_BACKLOG,
+    EstopNote,
+    Inputs,
+    LinkFacts,
+    Shown,
+    StepRun,
+)
 from controller.session.limits import LimitRefusal
 from controller.session.model import (
     ACTIVE_PHASES,
-    Outcome,
     Phase,
     SessionPlan,
-    StepStatus,
 )
 from controller.session.preflight import PlannedStep
 from controller.session.supervisor import (
@@ -57,8 +60,8 @@ from controller.session.supervisor import (
 )
 from controller.wire import Contact, Event, EventCode, Fault, State, Telemetry
 from controller.wire import Status as WireStatus
-from controller.wire.constants import ACTIVE_STATES, OUTCOME_UNCERTAIN
-from protocols import DeviceStepValues, Protocol
+from controller.wire.constants import OUTCOME_UNCERTAIN
+from protocols import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +71,6 @@ LOOP_S = 0.05
 HEALTH_S = 1.0
 #: How long preflight waits for the first telemetry frame (contact check).
 FIRST_TELEMETRY_S = 0.5
-#: How many notices the snapshot keeps.
-NOTICES_KEPT = 5
-#: Telemetry frames buffered for the record between two engine passes (about 20 s at 1 kHz).
-TELEMETRY_BACKLOG = 20_000
-
 DEVICE_EVENT_CODES: dict[DeviceEventKind, EventCode] = {
     DeviceEventKind.STATE_CHANGED: EventCode.STATE_CHANGED,
     DeviceEventKind.STEP_COMPLETE: EventCode.STEP_COMPLETE,
@@ -87,23 +85,6 @@ OUTCOME_UNCERTAIN_NAMES = frozenset(t.name for t in OUTCOME_UNCERTAIN)
 BACK_KINDS = frozenset({DeviceEventKind.RECONNECTED, DeviceEventKind.LINK_UP})
 DELIVERY_PHASES = frozenset({Phase.DELIVERING, Phase.HOLD, Phase.PAUSED})
 CONTACT_OK = (Contact.OK, Contact.MARGINAL)
-
-
-@dataclass(frozen=True)
-class EstopNote:
-    """An ESTOP that was sent, for the engine thread to record (when the caller did not)."""
-
-    data: dict[str, Any]
-    recorded: bool
-
-
-@dataclass(frozen=True)
-class AfterIdle:
-    """What to do once the device is idle after a STOP the engine sent."""
-
-    kind: str  # "end" or "skip"
-    outcome: Outcome
-    reason: str
 
 
 def wire_status(status: Status) -> WireStatus:
@@ -170,63 +151,13 @@ class EngineCore:
         """Set by ``_finish``: the loop stops; ``_done`` follows once listeners were told."""
         self._unsubscribe: list[Callable[[], None]] = []
         self._notifier = Notifier()
-        # Inputs from other threads (deque appends and pops are atomic).
-        self._actions = ActionQueue()
-        self._device_inbox: deque[DeviceEvent] = deque()
-        self._sup_out: deque[AlarmChange | EstopNote] = deque()
-        self._telemetry: deque[Telemetry] = deque(maxlen=TELEMETRY_BACKLOG)
-        #: Telemetry frames dropped from the record's backlog (the summary says how many).
-        self.telemetry_dropped = 0
-        self._latest: tuple[Telemetry, float] | None = None
-        self._first_telemetry = threading.Event()
-        self._last_tel_state: tuple[int, int] | None = None
-        # Session state (engine thread writes, under _lock; snapshot reads).
+        # The state, by who writes it (see engine_state.py).
+        self._in = Inputs()
+        self._link = LinkFacts()
+        self._run = StepRun()
+        self._shown = Shown()
         protocol = plan.load_result.protocol if plan.load_result is not None else None
         self._protocol: Protocol | None = protocol
-        self._phase = Phase.PREFLIGHT
-        self._message = "Checking the device, the protocol and the checklist."
-        self._info: DeviceInfo | None = None
-        #: The connection epoch of the link events this engine has seen (``None`` before it
-        #: connected): every epoch-bound command carries it; the link refuses a stale one.
-        self._epoch: int | None = None
-        #: The connection changes alone (not ESTOPs): what queued actions were decided on (an
-        #: ESTOP changes the device's state, which drops them anyway; see actions.py).
-        self._connection: int | None = None
-        #: (expected serial, found serial) when another unit answered after a reconnect.
-        self._unit_change: tuple[str, str] | None = None
-        self._steps: list[PlannedStep] = []
-        self._pos: int | None = None
-        self._values: DeviceStepValues | None = None
-        self._setpoint_dv: int | None = None
-        self._step_id = 0
-        self._attempt_open = False
-        self._started = False
-        self._sensitive_pending = False
-        self._fault_cleared_shown = False
-        self._timer_done_shown = False
-        self._awaiting_contact = False
-        self._after_idle: AfterIdle | None = None
-        self._manual_started_at: float | None = None
-        self._hold_t_ms: int | None = None
-        # Device clock (t_ms) of the last STATE_CHANGED into and out of HOLD (reader thread).
-        self._hold_in_t_ms: int | None = None
-        self._hold_out_t_ms: int | None = None
-        self._step_elapsed_seen = 0
-        self._boot_id: int | None = None
-        self._refusals: tuple[str, ...] = ()
-        self._warnings: tuple[str, ...] = ()
-        self._notices: deque[str] = deque(maxlen=NOTICES_KEPT)
-        self._outcome: Outcome | None = None
-        self._outcome_reason = ""
-        self._aftercare: tuple[str, ...] = ()
-        self._course: CourseProgress | None = None
-        self._alarms: dict[AlarmCode, Alarm] = {}
-        self._estop_sources: list[str] = []
-        self._operator_estop = False
-        self._estop_in_preflight = False
-        self._interrupted = False
-        self._lost_at: float | None = None
-        self._reconnect_failed = False
         self._pending_notes: str | None = None
         self._pending_notices: list[tuple[str, dict[str, Any]]] = []
         self._last_health = 0.0
@@ -244,16 +175,16 @@ class EngineCore:
             "source": source,
             "reason": reason,
             "bytes_written": written,
-            "phase": self._phase.value,
+            "phase": self._shown.phase.value,
             "mono": sent_at,
             "detail": None if detail is None else json_safe(dataclasses.asdict(detail)),
         }
         with self._lock:
-            self._estop_sources.append(source)
+            self._shown.estop_sources.append(source)
             if source != "supervisor":
-                self._operator_estop = True
-            if self._phase is Phase.PREFLIGHT:
-                self._estop_in_preflight = True
+                self._shown.operator_estop = True
+            if self._shown.phase is Phase.PREFLIGHT:
+                self._shown.estop_in_preflight = True
             sid = self._rec.session_id
         recorded = False
         if record_here and sid is not None:
@@ -262,35 +193,40 @@ class EngineCore:
                 recorded = True
             except Exception:  # ESTOP must never raise; the engine thread retries the record
                 log.exception("ESTOP sent but not recorded yet")
-        self._sup_out.append(EstopNote(data, recorded))
+        self._in.supervisor_out.append(EstopNote(data, recorded))
         self._wake.set()
         return written
 
+    @property
+    def telemetry_dropped(self) -> int:
+        """Telemetry frames dropped from the record's backlog (the engine fell behind)."""
+        return self._in.telemetry_dropped
+
     def _on_device_telemetry(self, t: Telemetry) -> None:
-        self._latest = (t, self._clock())
-        self._first_telemetry.set()
-        if len(self._telemetry) == TELEMETRY_BACKLOG:
-            self.telemetry_dropped += 1  # the engine fell 20 s behind: the oldest goes, counted
-        self._telemetry.append(t)
-        values = self._values
-        if values is not None and t.step_id == values.step_id and t.boot_id == self._boot_id:
-            self._step_elapsed_seen = t.step_elapsed_ms  # survives a restart's new frames
+        self._in.latest = (t, self._clock())
+        self._in.first_telemetry.set()
+        if len(self._in.telemetry) == TELEMETRY_BACKLOG:
+            self._in.telemetry_dropped += 1  # the engine fell 20 s behind: the oldest goes, counted
+        self._in.telemetry.append(t)
+        values = self._run.values
+        if values is not None and t.step_id == values.step_id and t.boot_id == self._link.boot_id:
+            self._in.step_elapsed_seen = t.step_elapsed_ms  # survives a restart's new frames
         with self._sup_lock:
             actions = self._sup.on_telemetry(t, self._clock())
         if actions:
             self._act(actions)
         key = (t.state, t.contact)
-        if key != self._last_tel_state:
-            self._last_tel_state = key
+        if key != self._in.last_state_contact:
+            self._in.last_state_contact = key
             self._wake.set()
 
     def _on_device_event(self, ev: DeviceEvent) -> None:
         now = self._clock()
         if ev.kind is DeviceEventKind.STATE_CHANGED and ev.t_ms is not None:
             if ev.new_state is State.HOLD:
-                self._hold_in_t_ms = ev.t_ms
+                self._in.hold_in_t_ms = ev.t_ms
             elif ev.old_state is State.HOLD:
-                self._hold_out_t_ms = ev.t_ms
+                self._in.hold_out_t_ms = ev.t_ms
         actions: list[SupervisorAction] = []
         with self._sup_lock:
             code = DEVICE_EVENT_CODES.get(ev.kind)
@@ -298,7 +234,7 @@ class EngineCore:
                 wire = Event(ev.dseq, ev.t_ms or 0, int(code), ev.arg or 0)
                 actions += self._sup.on_device_event(wire, now)
             elif ev.kind in LOST_KINDS:
-                during = self._phase in ACTIVE_PHASES or self._sensitive_pending
+                during = self._shown.phase in ACTIVE_PHASES or self._run.sensitive_pending
                 actions += self._sup.on_link_lost(during, now)
             elif ev.kind is DeviceEventKind.OUTCOME_UNKNOWN and ev.request is not None:
                 actions += self._sup.on_outcome_unknown(ev.request.name, now)
@@ -315,7 +251,7 @@ class EngineCore:
                 actions += self._sup.on_status(wire_status(ev.status), now)
         if actions:
             self._act(actions)  # queued before the event: the engine records them first
-        self._device_inbox.append(ev)
+        self._in.device_events.append(ev)
         self._wake.set()
 
     def _act(self, actions: list[SupervisorAction]) -> None:
@@ -324,17 +260,17 @@ class EngineCore:
             if isinstance(action, SendEstop):
                 self._estop_now("supervisor", action.reason, action.detail, record_here=False)
             else:
-                self._sup_out.append(action.change)
+                self._in.supervisor_out.append(action.change)
         self._wake.set()
 
     def _drain_supervisor_output(self) -> None:
-        while self._sup_out:
-            item = self._sup_out.popleft()
+        while self._in.supervisor_out:
+            item = self._in.supervisor_out.popleft()
             if isinstance(item, EstopNote):
                 if not item.recorded:
                     self._rec.event("estop", item.data)
                 with self._lock:
-                    self._notices.append(
+                    self._shown.notices.append(
                         f"Emergency stop sent ({item.data['source']}: {item.data['reason']})."
                     )
                 self._emit("notice", {"estop": item.data})
@@ -345,9 +281,9 @@ class EngineCore:
         self._rec.alarm(change, by)
         with self._lock:
             if change.kind is ChangeKind.CLEARED:
-                self._alarms.pop(change.code, None)
+                self._shown.alarms.pop(change.code, None)
             else:
-                self._alarms[change.code] = change.alarm
+                self._shown.alarms[change.code] = change.alarm
         self._emit(
             "alarm",
             {
@@ -361,8 +297,8 @@ class EngineCore:
 
     def _record_telemetry(self) -> None:
         batch: list[Telemetry] = []
-        while self._telemetry:
-            batch.append(self._telemetry.popleft())
+        while self._in.telemetry:
+            batch.append(self._in.telemetry.popleft())
         self._rec.telemetry(batch)
 
     def _emit(self, kind: str, detail: dict[str, Any] | None = None) -> None:
@@ -372,16 +308,16 @@ class EngineCore:
         """A refusal or clamp of a practitioner action: recorded, then shown and pushed."""
         self._rec.event("notice", {"message": message, **data})
         with self._lock:
-            self._notices.append(message)
+            self._shown.notices.append(message)
         self._emit("notice", {"message": message, **data})
 
     def _set_phase(self, phase: Phase, message: str, *, record: bool = True) -> None:
         with self._lock:
-            old = self._phase
-            if old is phase and self._message == message:
+            old = self._shown.phase
+            if old is phase and self._shown.message == message:
                 return
-            self._phase = phase
-            self._message = message
+            self._shown.phase = phase
+            self._shown.message = message
         if old is not phase and record:
             self._rec.event(
                 "state",
@@ -393,32 +329,32 @@ class EngineCore:
         )
 
     def _index(self) -> int | None:
-        return None if self._pos is None else self._steps[self._pos].index
+        return None if self._run.pos is None else self._run.steps[self._run.pos].index
 
     def _epoch_now(self) -> int:
         """The epoch the engine's view comes from (it connected before any command)."""
-        assert self._epoch is not None
-        return self._epoch
+        assert self._link.epoch is not None
+        return self._link.epoch
 
     def _context(self) -> Context:
         """What an action decided now is decided on (see :mod:`controller.session.actions`)."""
         with self._lock:
-            return Context(self._connection, self._device.device_state, self._pos)
+            return Context(self._link.connection, self._device.device_state, self._run.pos)
 
     def _command(self, command: str, call: Callable[[], object], **data: Any) -> str:
         """Record ``command_sent``, send, record the result. Returns ack, nak, refused,
         stale, unknown or lost; a NAK, a controller refusal or a stale command becomes a
-        notice. Epoch-bound commands carry ``self._epoch`` (the connection the engine's view
+        notice. Epoch-bound commands carry ``self._link.epoch`` (the connection the engine's view
         comes from): the link refuses one decided before a loss, a reconnect, a restart or an
         emergency stop that the engine has not yet seen."""
         self._device.checkin()
         self._rec.event(
             "command_sent",
-            {"command": command, "step": self._index(), "epoch": self._epoch, **data},
+            {"command": command, "step": self._index(), "epoch": self._link.epoch, **data},
         )
         outcome_sensitive = command in OUTCOME_UNCERTAIN_NAMES
         if outcome_sensitive:
-            self._sensitive_pending = True
+            self._run.sensitive_pending = True
         try:
             call()
         except DeviceRefused as exc:
@@ -479,7 +415,7 @@ class EngineCore:
             return "lost"
         finally:
             if outcome_sensitive:
-                self._sensitive_pending = False
+                self._run.sensitive_pending = False
         self._rec.event("command_result", {"command": command, "result": "ack"})
         return "ack"
 
@@ -496,17 +432,17 @@ class EngineCore:
         return status
 
     def _current(self) -> PlannedStep:
-        assert self._pos is not None
-        return self._steps[self._pos]
+        assert self._run.pos is not None
+        return self._run.steps[self._run.pos]
 
     def _manual_elapsed_ms(self, planned: PlannedStep) -> int:
-        started = self._manual_started_at
+        started = self._run.manual_started_at
         run = 0 if started is None else (self._clock() - started) * 1000 * self._manual_speed
         return planned.manual_done_ms + int(run)
 
     def _close_attempt(self, outcome: str, delivered: int | None, data: dict[str, Any]) -> None:
         """Record the end of the current attempt with what the device delivered."""
-        if not self._attempt_open or self._pos is None:
+        if not self._run.attempt_open or self._run.pos is None:
             return
         planned = self._current()
         if planned.is_delivery:
@@ -523,168 +459,24 @@ class EngineCore:
             )
             with self._lock:
                 planned.manual_done_ms = elapsed
-                self._manual_started_at = None
+                self._run.manual_started_at = None
         with self._lock:
-            self._attempt_open = False
-            self._started = False
-            self._after_idle = None
-            self._awaiting_contact = False
-            if self._hold_t_ms is not None:
-                self._hold_t_ms = None
+            self._run.attempt_open = False
+            self._run.started = False
+            self._run.after_idle = None
+            self._run.awaiting_contact = False
+            if self._run.hold_t_ms is not None:
+                self._run.hold_t_ms = None
         self._emit("step", {"index": planned.index, "event": outcome, "delivered_ms": delivered})
 
     def _live_elapsed(self) -> int:
         """The device's elapsed time of the configured step, from the newest telemetry of
         that step on this boot (after a restart: the last one before it, a lower bound)."""
-        if self._values is None or not self._started:
+        if self._run.values is None or not self._run.started:
             return 0
-        return self._step_elapsed_seen
+        return self._in.step_elapsed_seen
 
     def _current_setpoint(self) -> int:
-        host = self._setpoint_dv or 0
+        host = self._run.setpoint_dv or 0
         device = self._sup.device_setpoint_dv
         return min(host, device) if device is not None and host else host
-
-    def _end_outcome(self) -> Outcome:
-        phase = self._phase
-        if phase is Phase.FAULT:
-            return Outcome.ABORTED if self._operator_estop else Outcome.FAULTED
-        if phase in (Phase.LINK_LOST, Phase.RECOVERY) and self._interrupted:
-            return Outcome.INTERRUPTED
-        return Outcome.STOPPED
-
-    def _summary(self) -> dict[str, Any]:
-        zones = [
-            {
-                "index": p.index,
-                "zone": p.zone,
-                "planned_ms": p.planned_ms,
-                "delivered_ms": p.delivered_ms,
-                "status": p.status.value,
-            }
-            for p in self._steps
-            if p.is_delivery
-        ]
-        return {
-            "zones": zones,
-            "planned_ms": sum(z["planned_ms"] for z in zones),
-            "delivered_ms": sum(z["delivered_ms"] for z in zones),
-            "estops": list(self._estop_sources),
-            "telemetry_dropped": self.telemetry_dropped,
-            "simulated": self._info.is_simulator if self._info is not None else None,
-        }
-
-    def _finish(
-        self,
-        outcome: Outcome,
-        reason: str,
-        *,
-        phase: Phase = Phase.FINISHED,
-        refusals: tuple[str, ...] = (),
-    ) -> None:
-        self._make_safe(reason)
-        if self._attempt_open:
-            planned = self._current()
-            delivered = self._live_elapsed() if planned.is_delivery else None
-            self._close_attempt(
-                outcome.value,
-                delivered,
-                {"reason": reason, "delivered_source": "last telemetry"},
-            )
-            with self._lock:
-                if planned.is_delivery and planned.remaining_ms <= 0:
-                    planned.status = StepStatus.DONE
-                elif outcome is Outcome.STOPPED:
-                    planned.status = StepStatus.STOPPED
-                else:
-                    planned.status = StepStatus.INTERRUPTED
-        summary = self._summary()
-        if phase is not self._phase:
-            self._rec.event(
-                "state", {"old": self._phase.value, "new": phase.value, "step": self._index()}
-            )
-        self._rec.end(outcome.value, reason, summary)
-        protocol = self._protocol
-        with self._lock:
-            self._outcome = outcome
-            self._outcome_reason = reason
-            self._refusals = refusals or self._refusals
-            self._awaiting_contact = False
-            if protocol is not None and phase is Phase.FINISHED:
-                self._aftercare = tuple(protocol.aftercare)
-        if protocol is not None:
-            try:
-                course = self.course_progress()
-            except RecordsError:
-                course = None
-            with self._lock:
-                self._course = course
-        if phase is Phase.FINISHED:
-            message = f"Session {outcome.value}: {reason}."
-        else:
-            message = "The session was refused: " + " ".join(refusals)
-        self._set_phase(phase, message, record=False)
-        self._emit("finished", {"outcome": outcome.value, "reason": reason, "summary": summary})
-        self._ending = True
-
-    def _make_safe(self, reason: str) -> None:
-        """The one rule for ending, failing or shutting down: the device is seen inactive
-        (STATUS), or ESTOP is sent and recorded. A session that never reached the device has
-        nothing to make safe; another unit on the port is the link's to stop (it sends ESTOP
-        to it only if its STATUS shows it active), ours is unreachable and its watchdog has
-        turned output off."""
-        if self._info is None:
-            return
-        if self._device.link_state is LinkState.OTHER_UNIT:
-            self._rec.event(
-                "end_check",
-                {"result": "other_unit", "message": "another unit is on the port; not ours"},
-            )
-            return
-        status = self._read_status()
-        if status is not None and status.state not in ACTIVE_STATES:
-            self._rec.event("end_check", {"result": "inactive", "status": status_data(status)})
-            return
-        seen = f"was {status.state.name}" if status is not None else "could not be read"
-        self._estop_now(
-            "end",
-            f"ending the session ({reason}): the device {seen}",
-            None,
-            record_here=True,
-        )
-        self._drain_supervisor_output()
-
-    def _abandon(self, reason: str) -> None:
-        """The record cannot be written: output was stopped; show why and stop the engine."""
-        with self._lock:
-            self._phase = Phase.FINISHED
-            self._outcome = Outcome.FAULTED  # a controller fault; the row is recovered later
-            self._outcome_reason = reason
-            self._message = reason
-            self._notices.append(reason)
-            self._ending = True
-        self._emit("finished", {"outcome": Outcome.FAULTED.value, "reason": reason})
-
-    def _crash(self, exc: BaseException) -> None:
-        reason = (
-            f"The controller failed ({type(exc).__name__}: {exc}); output was stopped with an "
-            "emergency stop. Report this with the session record."
-        )
-        try:
-            self._rec.event("engine_error", {"error": repr(exc)})
-            self._rec.end(Outcome.FAULTED.value, reason, self._summary())
-        except Exception:
-            log.exception("could not record the engine failure")
-        with self._lock:
-            self._phase = Phase.FINISHED
-            self._outcome = Outcome.FAULTED
-            self._outcome_reason = reason
-            self._message = reason
-            self._ending = True
-        self._emit("finished", {"outcome": Outcome.FAULTED.value, "reason": reason})
-
-    def course_progress(self) -> CourseProgress | None:
-        """The client's course in this protocol now (read from the records)."""
-        if self._protocol is None:
-            return None
-        return course_progress(self._store, self._plan.client_code, self._protocol)

@@ -40,7 +40,7 @@ class EngineRecovery(EngineSteps):
     """Faults, link loss, restarts and the state poll."""
 
     def _poll(self) -> None:
-        phase = self._phase
+        phase = self._shown.phase
         if phase in (Phase.PREFLIGHT, Phase.REFUSED, Phase.FINISHED):
             return
         if phase is Phase.LINK_LOST:
@@ -58,24 +58,28 @@ class EngineRecovery(EngineSteps):
             if planned.planned_ms and self._manual_elapsed_ms(planned) >= planned.planned_ms:
                 if self._auto:
                     self._complete_manual()
-                elif not self._timer_done_shown:
-                    self._timer_done_shown = True
+                elif not self._run.timer_done_shown:
+                    self._run.timer_done_shown = True
                     self._set_phase(
                         Phase.MANUAL,
                         f"Step {planned.index}: {planned.title}. Timer done: confirm when done.",
                     )
             return
         if phase is Phase.PLACE:
-            latest = self._latest
-            if self._awaiting_contact and latest is not None and latest[0].contact in CONTACT_OK:
+            latest = self._in.latest
+            if (
+                self._run.awaiting_contact
+                and latest is not None
+                and latest[0].contact in CONTACT_OK
+            ):
                 self._start()
             return
         if phase is Phase.FAULT:
-            if not self._fault_cleared_shown:
-                self._fault_cleared_shown = True
+            if not self._run.fault_cleared_shown:
+                self._run.fault_cleared_shown = True
                 self._set_phase(Phase.FAULT, self._fault_cleared_message())
             return
-        if not self._started or phase not in (*DELIVERY_PHASES, Phase.STOPPING):
+        if not self._run.started or phase not in (*DELIVERY_PHASES, Phase.STOPPING):
             return
         planned = self._current()
         if state is State.RUNNING:
@@ -85,13 +89,13 @@ class EngineRecovery(EngineSteps):
                 self._set_phase(Phase.DELIVERING, f"Delivering to the {planned.zone} zone.")
         elif state is State.HOLD:
             if phase is not Phase.HOLD:
-                latest = self._latest
-                t_ms = self._hold_in_t_ms  # the device's own time of the change ...
+                latest = self._in.latest
+                t_ms = self._in.hold_in_t_ms  # the device's own time of the change ...
                 if t_ms is None:  # ... or, if that event was lost, the newest telemetry's
                     t_ms = latest[0].t_ms if latest is not None else 0
                 with self._lock:
-                    self._hold_t_ms = t_ms
-                    self._hold_in_t_ms = self._hold_out_t_ms = None
+                    self._run.hold_t_ms = t_ms
+                    self._in.hold_in_t_ms = self._in.hold_out_t_ms = None
                 self._rec.event("hold_start", {"index": planned.index, "t_ms": t_ms})
                 self._set_phase(
                     Phase.HOLD,
@@ -117,15 +121,19 @@ class EngineRecovery(EngineSteps):
     def _enter_fault(self) -> None:
         """The device latched a fault (output is off): close the attempt with what the device
         says it delivered, then wait for the practitioner (or end, if that was asked)."""
-        ending = self._after_idle if self._after_idle and self._after_idle.kind == "end" else None
+        ending = (
+            self._run.after_idle
+            if self._run.after_idle and self._run.after_idle.kind == "end"
+            else None
+        )
         status = self._read_status()
-        latest = self._latest
+        latest = self._in.latest
         faults = int(status.faults) if status is not None else (latest[0].faults if latest else 0)
-        if self._attempt_open:
-            values = self._values
+        if self._run.attempt_open:
+            values = self._run.values
             if self._current().is_delivery:
                 if status is not None and values is not None and status.step_id == values.step_id:
-                    delivered = status.step_elapsed_ms if self._started else 0
+                    delivered = status.step_elapsed_ms if self._run.started else 0
                 else:
                     delivered = self._live_elapsed()
                 self._close_attempt(
@@ -139,7 +147,7 @@ class EngineRecovery(EngineSteps):
                 planned = self._current()
                 done = planned.is_delivery and planned.remaining_ms <= 0
                 planned.status = StepStatus.DONE if done else StepStatus.INTERRUPTED
-        self._fault_cleared_shown = False
+        self._run.fault_cleared_shown = False
         self._set_phase(
             Phase.FAULT,
             fault_message(faults)
@@ -169,8 +177,8 @@ class EngineRecovery(EngineSteps):
         kind = ev.kind
         if ev.epoch is not None:
             with self._lock:
-                self._epoch = ev.epoch
-                self._connection = ev.connection
+                self._link.epoch = ev.epoch
+                self._link.connection = ev.connection
         if kind in (DeviceEventKind.ESTOP_SENT, DeviceEventKind.ESTOP_CONFIRMED):
             return  # ESTOPs are recorded by whoever asked for them (the link's in link_lost)
         if kind is DeviceEventKind.UNIT_CHANGED:
@@ -193,13 +201,13 @@ class EngineRecovery(EngineSteps):
                 {
                     "reason": ev.message,
                     "kind": kind.value,
-                    "last_phase": self._phase.value,
+                    "last_phase": self._shown.phase.value,
                     "request": ev.request.name if ev.request is not None else None,
                     **self._when(ev),
                 },
             )
         elif kind in BACK_KINDS:
-            if self._phase in (Phase.LINK_LOST,) or kind is DeviceEventKind.RECONNECTED:
+            if self._shown.phase in (Phase.LINK_LOST,) or kind is DeviceEventKind.RECONNECTED:
                 self._rec.event(
                     "reconnected",
                     {"message": ev.message, "status": status_data(ev.status), **self._when(ev)},
@@ -209,7 +217,9 @@ class EngineRecovery(EngineSteps):
                 "device_restarted",
                 {
                     "message": ev.message,
-                    "old_boot_id": ev.old_boot_id if ev.old_boot_id is not None else self._boot_id,
+                    "old_boot_id": ev.old_boot_id
+                    if ev.old_boot_id is not None
+                    else self._link.boot_id,
                     "new_boot_id": ev.new_boot_id,
                     **self._when(ev),
                 },
@@ -233,11 +243,11 @@ class EngineRecovery(EngineSteps):
                     **self._when(ev),
                 },
             )
-        if self._phase in (Phase.PREFLIGHT, Phase.REFUSED, Phase.FINISHED):
+        if self._shown.phase in (Phase.PREFLIGHT, Phase.REFUSED, Phase.FINISHED):
             return
         if kind in LOST_KINDS or kind is DeviceEventKind.DEVICE_RESTARTED:
             self._on_lost(ev)
-        elif kind in BACK_KINDS and self._phase is Phase.LINK_LOST:
+        elif kind in BACK_KINDS and self._shown.phase is Phase.LINK_LOST:
             self._on_back(ev)
         elif kind is DeviceEventKind.RECONNECT_FAILED:
             self._set_phase(
@@ -246,12 +256,12 @@ class EngineRecovery(EngineSteps):
                 "the cable and the device, then reconnect or end the session.",
             )
             with self._lock:  # after the message: a snapshot never shows one without the other
-                self._reconnect_failed = True
-        elif kind is DeviceEventKind.AMPLITUDE_LIMITED and self._attempt_open and ev.arg:
+                self._link.reconnect_failed = True
+        elif kind is DeviceEventKind.AMPLITUDE_LIMITED and self._run.attempt_open and ev.arg:
             planned = self._current()
             self._rec.amplitude_change(
                 planned.index,
-                from_dv=self._setpoint_dv or 0,
+                from_dv=self._run.setpoint_dv or 0,
                 to_dv=int(ev.arg),
                 source="device_limited",
                 data={"message": ev.message, "layer": "device"},
@@ -274,8 +284,8 @@ class EngineRecovery(EngineSteps):
             {"expected": expected, "found": found, "message": ev.message, **self._when(ev)},
         )
         with self._lock:
-            self._unit_change = (expected, found)
-        if self._phase in (Phase.PREFLIGHT, Phase.REFUSED, Phase.FINISHED):
+            self._link.unit_change = (expected, found)
+        if self._shown.phase in (Phase.PREFLIGHT, Phase.REFUSED, Phase.FINISHED):
             return
         self._finish(
             Outcome.INTERRUPTED,
@@ -286,14 +296,14 @@ class EngineRecovery(EngineSteps):
     def _on_lost(self, ev: DeviceEvent) -> None:
         restarted = ev.kind is DeviceEventKind.DEVICE_RESTARTED
         with self._lock:
-            self._interrupted = True
-            if self._phase is not Phase.LINK_LOST:
-                self._lost_at = self._clock()
-            if self._phase is Phase.MANUAL and self._attempt_open:
+            self._link.interrupted = True
+            if self._shown.phase is not Phase.LINK_LOST:
+                self._link.lost_at = self._clock()
+            if self._shown.phase is Phase.MANUAL and self._run.attempt_open:
                 planned = self._current()
                 planned.manual_done_ms = self._manual_elapsed_ms(planned)
-                self._manual_started_at = None
-            self._awaiting_contact = False
+                self._run.manual_started_at = None
+            self._run.awaiting_contact = False
         if restarted:
             message = (
                 "The device restarted (power loss or reset): delivery stopped and its settings "
@@ -308,8 +318,8 @@ class EngineRecovery(EngineSteps):
 
     def _check_reconnect_limit(self) -> None:
         limit = self._reconnect_limit_s
-        lost_at = self._lost_at
-        if limit is None or lost_at is None or self._reconnect_failed:
+        lost_at = self._link.lost_at
+        if limit is None or lost_at is None or self._link.reconnect_failed:
             return
         if self._clock() - lost_at > limit:
             self._rec.event("link_event", {"kind": "reconnect_given_up", "limit_s": limit})
@@ -319,25 +329,25 @@ class EngineRecovery(EngineSteps):
                 "off. Check the cable and the device, then reconnect or end the session.",
             )
             with self._lock:
-                self._reconnect_failed = True
+                self._link.reconnect_failed = True
 
     def _on_back(self, ev: DeviceEvent) -> None:
         status = ev.status or self._read_status()
         with self._lock:
-            self._reconnect_failed = False
-            self._lost_at = None
-        if self._attempt_open:
+            self._link.reconnect_failed = False
+            self._link.lost_at = None
+        if self._run.attempt_open:
             planned = self._current()
-            values = self._values
+            values = self._run.values
             if planned.is_delivery:
-                same_boot = status is not None and status.boot_id == self._boot_id
+                same_boot = status is not None and status.boot_id == self._link.boot_id
                 if (
                     same_boot
                     and status is not None
                     and values is not None
                     and status.step_id == values.step_id
                 ):
-                    delivered = status.step_elapsed_ms if self._started else 0
+                    delivered = status.step_elapsed_ms if self._run.started else 0
                     source = "device STATUS after reconnecting"
                 else:
                     delivered = self._live_elapsed()
@@ -356,7 +366,7 @@ class EngineRecovery(EngineSteps):
                     planned.status = StepStatus.DONE
         if status is not None:
             with self._lock:
-                self._boot_id = status.boot_id
+                self._link.boot_id = status.boot_id
         state = status.state.name if status is not None else "unknown"
         faults = ", ".join(Fault(int(status.faults)).names()) if status is not None else ""
         fault_text = f" with fault(s) {faults}" if faults else ""

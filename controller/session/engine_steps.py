@@ -21,9 +21,9 @@ from controller.records import RecordsError
 from controller.session.engine_core import (
     CONTACT_OK,
     FIRST_TELEMETRY_S,
-    EngineCore,
     status_data,
 )
+from controller.session.engine_ending import EngineEnding
 from controller.session.engine_record import RecordWriteError
 from controller.session.model import (
     Outcome,
@@ -43,7 +43,7 @@ from protocols import DeliveryStep, to_device_step
 log = logging.getLogger(__name__)
 
 
-class EngineSteps(EngineCore):
+class EngineSteps(EngineEnding):
     """The normal path of a session (see the module docstring)."""
 
     def _preflight(self) -> None:
@@ -55,9 +55,9 @@ class EngineSteps(EngineCore):
         if protocol is not None:
             steps, zone_refusals = plan_steps(protocol, plan.zones)
             with self._lock:
-                self._steps = steps
+                self._run.steps = steps
             try:
-                self._course = self.course_progress()
+                self._shown.course = self.course_progress()
             except RecordsError as exc:
                 log.warning("course progress unavailable: %s", exc)
         if not plan.practitioner.strip():
@@ -81,11 +81,11 @@ class EngineSteps(EngineCore):
             self._refuse(refusals, record=False)
             return
         self._wait_first_telemetry()
-        latest = self._latest
+        latest = self._in.latest
         findings = run_checks(
             load_result=load_result,
             protocol=protocol,
-            steps=self._steps,
+            steps=self._run.steps,
             zone_refusals=zone_refusals,
             answers=plan.checklist_answers,
             serum_lot=plan.serum_lot,
@@ -97,8 +97,8 @@ class EngineSteps(EngineCore):
         )
         refusals += findings.refusals
         with self._lock:
-            self._warnings = findings.warnings
-            estopped = self._estop_in_preflight
+            self._shown.warnings = findings.warnings
+            estopped = self._shown.estop_in_preflight
         if estopped:
             refusals.append(
                 "Emergency stop: pressed during the checks; the device latched ESTOP. Check the "
@@ -136,16 +136,16 @@ class EngineSteps(EngineCore):
             refusals.append(f"Device: could not connect to {self._device.url}: {exc}")
             return None
         with self._lock:
-            self._info = info
-            self._boot_id = info.boot_id
-            self._epoch, self._connection = self._device.epoch, self._device.connection
+            self._link.info = info
+            self._link.boot_id = info.boot_id
+            self._link.epoch, self._link.connection = self._device.epoch, self._device.connection
         # A session begins by accepting the unit as it is now (a restart reported before it
         # was acknowledged with the device screen): its boot_id is the one kept from here.
         self._device.acknowledge_restart()
         return info
 
     def _wait_first_telemetry(self) -> None:
-        self._first_telemetry.wait(FIRST_TELEMETRY_S)
+        self._in.first_telemetry.wait(FIRST_TELEMETRY_S)
 
     def _begin(self, info: DeviceInfo, preflight: dict[str, Any]) -> None:
         """Write the session row (``session_started``), then what preflight found."""
@@ -167,10 +167,10 @@ class EngineSteps(EngineCore):
             device_boot_id=info.boot_id,
             device_port=self._device.url,
             checklist=dict(plan.checklist_answers),
-            planned_zones=[p.zone for p in self._steps if p.zone is not None],
+            planned_zones=[p.zone for p in self._run.steps if p.zone is not None],
         )
-        self._rec.event("preflight", {**preflight, "warnings": list(self._warnings)})
-        for warning in self._warnings:
+        self._rec.event("preflight", {**preflight, "warnings": list(self._shown.warnings)})
+        for warning in self._shown.warnings:
             self._rec.event("warning", {"message": warning})
             self._emit("warning", {"message": warning})
         with self._lock:
@@ -184,7 +184,7 @@ class EngineSteps(EngineCore):
     ) -> None:
         """Preflight refused: record a ``refused`` session when the values allow one."""
         protocol = self._protocol
-        info = self._info
+        info = self._link.info
         plan = self._plan
         recordable = (
             record
@@ -210,12 +210,12 @@ class EngineSteps(EngineCore):
         )
 
     def _enter_step(self, pos: int) -> None:
-        if pos >= len(self._steps):
+        if pos >= len(self._run.steps):
             self._finish(Outcome.COMPLETED, "every step of the session was done")
             return
         with self._lock:
-            self._pos = pos
-        planned = self._steps[pos]
+            self._run.pos = pos
+        planned = self._run.steps[pos]
         if planned.is_delivery:
             self._configure(planned)
             return
@@ -230,9 +230,9 @@ class EngineSteps(EngineCore):
         with self._lock:
             planned.attempts = attempt
             planned.status = StepStatus.ACTIVE
-            self._attempt_open = True
-            self._manual_started_at = self._clock()
-        self._timer_done_shown = False
+            self._run.attempt_open = True
+            self._run.manual_started_at = self._clock()
+        self._run.timer_done_shown = False
         timer = f" ({timer_left / 1000:g} s timer)" if planned.planned_ms else ""
         self._set_phase(
             Phase.MANUAL, f"Step {planned.index}: {planned.title}{timer}. Confirm when done."
@@ -250,8 +250,8 @@ class EngineSteps(EngineCore):
         with self._lock:
             planned.manual_done_ms = elapsed
             planned.status = StepStatus.DONE
-            self._attempt_open = False
-            self._manual_started_at = None
+            self._run.attempt_open = False
+            self._run.manual_started_at = None
         self._emit("step", {"index": planned.index, "event": "done"})
         self._enter_step(planned.pos + 1)
 
@@ -264,8 +264,8 @@ class EngineSteps(EngineCore):
                 planned.status = StepStatus.DONE
             self._enter_step(planned.pos + 1)
             return
-        self._step_id = self._step_id % 0xFFFF + 1
-        values = to_device_step(planned.step, protocol.handpiece, self._step_id)
+        self._run.step_id = self._run.step_id % 0xFFFF + 1
+        values = to_device_step(planned.step, protocol.handpiece, self._run.step_id)
         if values.duration_ms != remaining:
             values = dataclasses.replace(values, duration_ms=remaining)
         attempt = self._rec.step_start(
@@ -282,11 +282,11 @@ class EngineSteps(EngineCore):
         with self._lock:
             planned.attempts = attempt
             planned.status = StepStatus.ACTIVE
-            self._attempt_open = True
-            self._started = False
-            self._values = values
-            self._step_elapsed_seen = 0
-            self._setpoint_dv = values.amplitude_dv
+            self._run.attempt_open = True
+            self._run.started = False
+            self._run.values = values
+            self._in.step_elapsed_seen = 0
+            self._run.setpoint_dv = values.amplitude_dv
         self._emit("step", {"index": planned.index, "event": "started"})
         epoch = self._epoch_now()
         result = self._command(
@@ -309,20 +309,21 @@ class EngineSteps(EngineCore):
                 self._confirm()
         elif result in ("nak", "refused"):
             self._close_attempt("refused", 0, {"reason": "the device refused the settings"})
+            last = self._shown.notices[-1] if self._shown.notices else ""
             self._set_phase(
                 Phase.RECOVERY,
-                f"The zone's settings were refused ({self._notices[-1] if self._notices else ''}). "
-                "Fix the cause, then continue, skip the zone or end the session.",
+                f"The zone's settings were refused ({last}). Fix the cause, then continue, skip "
+                "the zone or end the session.",
             )
 
     def _confirm(self) -> None:
-        latest = self._latest
+        latest = self._in.latest
         contact = latest[0].contact if latest is not None else None
         if contact in CONTACT_OK:
             self._start()
             return
         with self._lock:
-            self._awaiting_contact = True
+            self._run.awaiting_contact = True
         planned = self._current()
         self._set_phase(
             Phase.PLACE,
@@ -331,18 +332,18 @@ class EngineSteps(EngineCore):
         )
 
     def _start(self) -> None:
-        values = self._values
+        values = self._run.values
         assert values is not None
         planned = self._current()
         with self._lock:
-            self._awaiting_contact = False
+            self._run.awaiting_contact = False
         epoch = self._epoch_now()
         result = self._command(
             "START", lambda: self._device.start(epoch=epoch), step_id=values.step_id
         )
         if result == "ack":
             with self._lock:
-                self._started = True
+                self._run.started = True
             self._set_phase(
                 Phase.DELIVERING,
                 f"Delivering to the {planned.zone} zone.",
@@ -357,23 +358,23 @@ class EngineSteps(EngineCore):
         )
 
     def _hold_ended(self) -> None:
-        start = self._hold_t_ms
+        start = self._run.hold_t_ms
         if start is None:
             return
-        end = self._hold_out_t_ms
+        end = self._in.hold_out_t_ms
         if end is None:
-            latest = self._latest
+            latest = self._in.latest
             end = latest[0].t_ms if latest is not None else start
         held = (end - start) % (1 << 32)
         planned = self._current()
         self._rec.hold(planned.index, held, {"t_ms": end})
         with self._lock:
-            self._hold_t_ms = None
-            self._hold_out_t_ms = None
+            self._run.hold_t_ms = None
+            self._in.hold_out_t_ms = None
 
     def _step_ended(self) -> None:
         """The device is idle after START: the zone completed or was stopped."""
-        values = self._values
+        values = self._run.values
         assert values is not None
         status = self._read_status()
         if status is None:
@@ -384,7 +385,7 @@ class EngineSteps(EngineCore):
         ours = status.step_id == values.step_id
         delivered = status.step_elapsed_ms if ours else self._live_elapsed()
         complete = ours and status.step_elapsed_ms >= status.step_duration_ms
-        after = self._after_idle
+        after = self._run.after_idle
         if complete:
             outcome = "completed"
         elif after is not None and after.kind == "skip":

@@ -200,7 +200,7 @@ def test_a_zone_ends_only_when_status_confirms_the_device_idle(engine_env: Engin
 
     def read_status() -> Any:
         status = real()
-        zone_ran = s.engine._started  # the read that would end the first zone
+        zone_ran = s.engine._run.started  # the read that would end the first zone
         if zone_ran and status is not None and status.state is State.IDLE and not disagreed:
             disagreed.append(status)
             # Not (yet) idle, and short of its time: closing the attempt on this would record
@@ -227,6 +227,6 @@ def test_the_engine_reads_one_injected_clock(engine_env: EngineEnv) -> None:
     snap = s.watch.until(lambda x: x.live is not None and x.live.age_s < 1.0, what="fresh")
     assert snap.live is not None and snap.live.age_s >= 0
     clock.offset = 0.0
-    s.engine._latest = (s.engine._latest[0], clock() - 5.0)  # type: ignore[index]
+    s.engine._in.latest = (s.engine._in.latest[0], clock() - 5.0)  # type: ignore[index]
     snap = s.engine.snapshot()
     assert snap.live is not None and 4.5 <= snap.live.age_s <= 6.0

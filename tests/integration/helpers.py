@@ -120,6 +120,14 @@ class Watch:
             lambda s: all(a.code.value != code for a in s.alarms), timeout, f"no alarm {code}"
         )
 
+    def delivering(self, at_least_ms: int = 2_000, timeout: float = 10.0) -> SessionSnapshot:
+        """Wait until the zone has delivered for ``at_least_ms`` (device time)."""
+        return self.until(
+            lambda x: x.phase is Phase.DELIVERING and x.zone_delivered_ms >= at_least_ms,
+            timeout,
+            f"delivering for {at_least_ms} ms",
+        )
+
     def finished(self, timeout: float = 20.0) -> SessionSnapshot:
         assert self.engine.wait(timeout), f"the session did not end: {self.engine.snapshot()}"
         return self.engine.snapshot()

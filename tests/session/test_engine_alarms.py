@@ -16,19 +16,12 @@ def _alarm_kinds(s: Session, code: str) -> list[str]:
     return [e.kind for e in s.events() if e.kind.startswith("alarm_") and e.data["alarm"] == code]
 
 
-def _delivering(s: Session, at_least_ms: int = 2_000) -> None:
-    s.watch.until(
-        lambda x: x.phase is Phase.DELIVERING and x.zone_delivered_ms >= at_least_ms,
-        what=f"delivering for {at_least_ms} ms",
-    )
-
-
 def test_contact_lost_for_more_than_10_s_raises_and_clears_when_contact_is_back(
     engine_env: EngineEnv,
 ) -> None:
     clock = OffsetClock()
     s = engine_env.session("one-zone.yaml", speed=20, clock=clock)
-    _delivering(s)
+    s.watch.delivering()
     s.sim.inject("contact_lost")
     s.watch.phase(Phase.HOLD)
     snap = s.engine.snapshot()
@@ -55,7 +48,7 @@ def test_marginal_contact_is_a_low_alarm_recorded_before_listeners_hear_of_it(
             seen.append((kind, kind in recorded))
 
     s.engine.add_listener(check_recorded_first)
-    _delivering(s)
+    s.watch.delivering()
     s.sim.inject("contact_marginal", impedance_ohm=15_000)
     snap = s.watch.alarm("contact_marginal")
     alarm = next(a for a in snap.alarms if a.code.value == "contact_marginal")
@@ -94,7 +87,7 @@ def test_a_device_fault_is_acknowledged_cleared_and_the_zone_continues_for_its_r
     engine_env: EngineEnv, fault: str, params: dict[str, float], bit: Fault
 ) -> None:
     s = engine_env.session("one-zone.yaml", speed=50)
-    _delivering(s, 20_000)
+    s.watch.delivering(20_000)
     s.sim.inject(fault, **params)
     snap = s.watch.phase(Phase.FAULT)
     snap = s.watch.alarm("device_fault")
@@ -136,7 +129,7 @@ def test_a_device_fault_is_acknowledged_cleared_and_the_zone_continues_for_its_r
 
 def test_ending_the_session_in_a_fault_records_it_as_faulted(engine_env: EngineEnv) -> None:
     s = engine_env.session("one-zone.yaml", speed=50)
-    _delivering(s)
+    s.watch.delivering()
     s.sim.inject("handpiece_removed")
     snap = s.watch.phase(Phase.FAULT)
     assert "handpiece removed" in snap.message.lower()

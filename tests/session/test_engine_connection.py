@@ -13,17 +13,10 @@ from controller.device import DeviceClient
 from controller.link import LinkState
 from controller.session.model import Action, Outcome, Phase
 from controller.wire import Fault, MsgType, State
-from tests.integration.helpers import EngineEnv, OffsetClock, Session, engine_env
+from tests.integration.helpers import EngineEnv, OffsetClock, engine_env
 from tests.wire_fakes.fixtures import wait_until
 
 __all__ = ["engine_env"]
-
-
-def _delivering(s: Session, at_least_ms: int = 1_000) -> None:
-    s.watch.until(
-        lambda x: x.phase is Phase.DELIVERING and x.zone_delivered_ms >= at_least_ms,
-        what=f"delivering for {at_least_ms} ms",
-    )
 
 
 def test_a_start_decided_before_a_reconnect_is_never_written_after_it(
@@ -70,7 +63,7 @@ def test_a_stalled_engine_stops_the_hosts_frames_and_the_device_turns_output_off
     telemetry frames are being lost: the link stops feeding the device's watchdog, which turns
     output off 500 ms after the last frame, well inside 0.85 s of the last check-in."""
     s = engine_env.session("one-zone.yaml", speed=20)
-    _delivering(s)
+    s.watch.delivering(1_000)
     checkins: list[float] = []
     real_checkin = s.device.checkin
 
@@ -115,7 +108,7 @@ def test_replug_as_another_unit_ends_the_session_naming_both_serials(
     engine_env: EngineEnv,
 ) -> None:
     s = engine_env.session("one-zone.yaml", speed=20)
-    _delivering(s)
+    s.watch.delivering(1_000)
     first = s.sim.serial_number
     t0 = time.perf_counter()
     s.sim.inject("replug_other_unit", duration_s=0.3)
@@ -144,7 +137,7 @@ def test_a_restart_while_unplugged_is_reported_as_device_restarted(
     engine_env: EngineEnv,
 ) -> None:
     s = engine_env.session("one-zone.yaml", speed=20)
-    _delivering(s)
+    s.watch.delivering(1_000)
     old_boot = s.sim.boot_id
     s.sim.inject("restart_unplugged", duration_s=0.3)
     snap = s.watch.phase(Phase.RECOVERY, timeout=20)

@@ -15,13 +15,6 @@ from tests.integration.helpers import EngineEnv, Session, engine_env
 __all__ = ["engine_env"]
 
 
-def _delivering(s: Session, at_least_ms: int = 2_000) -> None:
-    s.watch.until(
-        lambda x: x.phase is Phase.DELIVERING and x.zone_delivered_ms >= at_least_ms,
-        what=f"delivering for {at_least_ms} ms",
-    )
-
-
 def _outputs_on_after(s: Session, perf_s: float) -> list[object]:
     return [t for t in s.sim.output_transitions() if t.on and t.perf_s >= perf_s]
 
@@ -35,7 +28,7 @@ def test_a_link_lost_mid_zone_leaves_the_device_stopped_and_nothing_is_resumed(
     engine_env: EngineEnv, fault: str, params: dict[str, float]
 ) -> None:
     s = engine_env.session("one-zone.yaml", speed=20)
-    _delivering(s)
+    s.watch.delivering()
     t_loss = time.perf_counter()
     s.sim.inject(fault, **params)
     snap = s.watch.phase(Phase.LINK_LOST)
@@ -89,7 +82,7 @@ def test_a_restarted_device_is_detected_and_the_zone_continues_only_when_asked(
     engine_env: EngineEnv,
 ) -> None:
     s = engine_env.session("one-zone.yaml", speed=20)
-    _delivering(s, 5_000)
+    s.watch.delivering(5_000)
     t_restart = time.perf_counter()
     old_boot = s.sim.boot_id
     assert s.sim.power_cycle() != old_boot
@@ -115,7 +108,7 @@ def test_reconnecting_gives_up_after_the_limit_and_the_practitioner_can_retry(
     engine_env: EngineEnv,
 ) -> None:
     s = engine_env.session("one-zone.yaml", speed=20, link_reconnect_s=0.5)
-    _delivering(s)
+    s.watch.delivering()
     s.sim.inject("disconnect", duration_s=None)  # until reconnected
     snap = s.watch.until(lambda x: x.reconnect_failed, timeout=15, what="reconnect given up")
     assert snap.phase is Phase.LINK_LOST
@@ -134,7 +127,7 @@ def test_an_engine_limit_on_reconnecting_is_shown_without_closing_the_link(
     engine_env: EngineEnv,
 ) -> None:
     s = engine_env.session("one-zone.yaml", speed=20, reconnect_limit_s=0.3)
-    _delivering(s)
+    s.watch.delivering()
     s.sim.inject("disconnect", duration_s=None)
     snap = s.watch.until(lambda x: x.reconnect_failed, timeout=15, what="limit passed")
     assert "No connection to the device for 0.3 s" in snap.message

@@ -11,7 +11,7 @@ top. Pure: no clock, port or thread; times are passed in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from typing import Any
 
 from controller.link import texts
 from controller.link.errors import (
@@ -408,32 +408,24 @@ class ConnectionCore:
         message: str,
         now: float,
         failed: Request | None = None,
-        **fields: object,
+        **fields: Any,
     ) -> None:
-        make: Callable[..., LinkEvent] = LinkEvent
+        """Deliver a link event; a START, RESUME or SET_AMPLITUDE that ``failed`` with it is
+        followed by its ``outcome_unknown``."""
         request = failed.mtype if failed is not None else None
-        self._deliveries.append(
-            make(
-                kind,
-                message,
-                now,
-                self.epoch,
-                self.pinned,
-                request=request,
-                connection=self.connection,
-                **fields,
-            )
-        )
+        self._deliveries.append(self._event(kind, message, now, request=request, **fields))
         if failed is not None and failed.mtype in OUTCOME_UNCERTAIN and not failed.abandoned:
             text = texts.outcome_unknown_event(failed.mtype)
-            self._deliveries.append(
-                LinkEvent(
-                    LinkEventKind.OUTCOME_UNKNOWN,
-                    text,
-                    now,
-                    self.epoch,
-                    self.pinned,
-                    request=failed.mtype,
-                    connection=self.connection,
-                )
-            )
+            kind = LinkEventKind.OUTCOME_UNKNOWN
+            self._deliveries.append(self._event(kind, text, now, request=failed.mtype))
+
+    def _event(self, kind: LinkEventKind, message: str, now: float, **fields: Any) -> LinkEvent:
+        return LinkEvent(
+            kind,
+            message,
+            now,
+            self.epoch,
+            self.pinned,
+            connection=self.connection,
+            **fields,
+        )

@@ -59,31 +59,27 @@ class Trigger(StrEnum):
 S = LinkState
 T = Trigger
 
+#: Both handshaking states (first connect or after a restart; after a loss) move alike.
+_HANDSHAKING_ROW: dict[Trigger, LinkState] = {
+    T.HANDSHAKE_DONE: S.UP,
+    T.OTHER_UNIT: S.OTHER_UNIT,
+    T.RESTARTED: S.CONNECTING,
+    T.PORT_FAILED: S.RECONNECTING,
+    T.GIVE_UP: S.CLOSED,
+    T.CLOSE: S.CLOSED,
+}
+
 #: state -> trigger -> next state. Nothing else moves a link.
 TRANSITIONS: dict[LinkState, dict[Trigger, LinkState]] = {
     S.CLOSED: {T.PORT_OPENED: S.CONNECTING, T.CLOSE: S.CLOSED},
-    S.CONNECTING: {
-        T.HANDSHAKE_DONE: S.UP,
-        T.OTHER_UNIT: S.OTHER_UNIT,
-        T.RESTARTED: S.CONNECTING,
-        T.PORT_FAILED: S.RECONNECTING,
-        T.GIVE_UP: S.CLOSED,
-        T.CLOSE: S.CLOSED,
-    },
+    S.CONNECTING: _HANDSHAKING_ROW,
     S.UP: {
         T.NO_REPLY: S.LOST,
         T.RESTARTED: S.CONNECTING,
         T.PORT_FAILED: S.RECONNECTING,
         T.CLOSE: S.CLOSED,
     },
-    S.LOST: {
-        T.HANDSHAKE_DONE: S.UP,
-        T.OTHER_UNIT: S.OTHER_UNIT,
-        T.RESTARTED: S.CONNECTING,
-        T.PORT_FAILED: S.RECONNECTING,
-        T.GIVE_UP: S.CLOSED,
-        T.CLOSE: S.CLOSED,
-    },
+    S.LOST: _HANDSHAKING_ROW,
     S.RECONNECTING: {T.PORT_OPENED: S.CONNECTING, T.GIVE_UP: S.CLOSED, T.CLOSE: S.CLOSED},
     S.OTHER_UNIT: {
         T.ADOPTED: S.UP,

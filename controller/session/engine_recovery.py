@@ -179,7 +179,7 @@ class EngineRecovery(EngineSteps):
             with self._lock:
                 self._link.epoch = ev.epoch
                 self._link.connection = ev.connection
-        if kind in (DeviceEventKind.ESTOP_SENT, DeviceEventKind.ESTOP_CONFIRMED):
+        if kind is DeviceEventKind.ESTOP_SENT:
             return  # ESTOPs are recorded by whoever asked for them (the link's in link_lost)
         if kind is DeviceEventKind.UNIT_CHANGED:
             self._on_unit_changed(ev)

@@ -212,6 +212,10 @@ class FixedDevice:
     def health(self) -> LinkHealth:
         return link_health()
 
+    def other_unit(self) -> DeviceInfo | None:
+        """No other unit answered (tests that need one override this)."""
+        return None
+
     def estop(self) -> bool:
         self.estops += 1
         self.faults |= Fault.ESTOP

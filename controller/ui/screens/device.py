@@ -200,8 +200,7 @@ class DeviceScreen(Screen[None]):
 
     def _other_unit(self) -> DeviceInfo | None:
         device = self.epm.device
-        other = getattr(device, "other_unit", None)
-        return other() if callable(other) else None
+        return device.other_unit() if device is not None else None
 
     def refresh_view(self) -> None:
         app = self.epm

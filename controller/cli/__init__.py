@@ -2,12 +2,18 @@
 
 Each sub-command lives in its own module ``cmd_<name>.py`` exposing ``add_parser(subparsers)``
 and ``run(args) -> int``. Heavy imports stay inside ``run`` so ``epm --help`` is fast.
+
+A closed standard output (``epm records list | head -2``) is never reported as success: any
+command whose output cannot be written exits :data:`EXIT_BROKEN_PIPE` (141, what a shell shows
+for a process ended by SIGPIPE), without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,6 +35,9 @@ COMMANDS: tuple[str, ...] = (
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+#: Standard output was closed before everything was written (128 + SIGPIPE, as a shell reports
+#: a process killed by SIGPIPE).
+EXIT_BROKEN_PIPE = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "EPM-1 session controller. With no command, starts the practitioner's terminal UI "
             "(on the built-in simulator when no device port is configured)."
+        ),
+        epilog=(
+            "Every command exits 141 (128 + SIGPIPE) when its standard output is closed before "
+            "everything was written, e.g. piped into `head`; `epm run --headless` first stops "
+            "a running session with a ramp-down."
         ),
     )
     parser.add_argument("--version", action="version", version=f"epm {__version__}")
@@ -81,11 +95,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_default(args)
     module = importlib.import_module(f"controller.cli.cmd_{args.command}")
     try:
-        return int(module.run(args))
+        code = int(module.run(args))
+        sys.stdout.flush()  # here, not at exit: a closed pipe must change the exit status
+        return code
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    """Point standard output at the null device, so the interpreter's final flush of what is
+    still buffered does not fail again (the recipe in the ``signal`` module's documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. captured)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,9 @@
 The approval is bound to the SHA-256 of the file's bytes: after any edit the file needs a new
 approval before it runs on a real device. Invalid, retired and draft files are refused (exit 1)
 with the reason and the fix; warnings are shown and do not block. Exit 0 when approved (or
-already approved), 1 when refused, 2 on a usage error.
+already approved), 1 when refused, 2 on a usage error (an empty ``--by`` among them, refused
+before any database is opened). A ``--by`` that is not the file's ``approved_by`` (compared
+ignoring case and spacing) is a warning: the approval goes ahead and records ``--by``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 
 
+def _approver(text: str) -> str:
+    """``--by``: a name, not empty and not only spaces (a usage error, exit 2)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "--by needs the approver's name, e.g. --by 'Dana Example' (it is recorded with "
+            "the approval)"
+        )
+    return text
+
+
+def _same_name(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "approve",
@@ -27,7 +43,13 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("file", metavar="FILE", help="the protocol YAML file")
-    parser.add_argument("--by", required=True, metavar="NAME", help="who approves it")
+    parser.add_argument(
+        "--by",
+        required=True,
+        type=_approver,
+        metavar="NAME",
+        help="who approves it (recorded; a warning if it is not the file's approved_by)",
+    )
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
@@ -68,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"epm approve: error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     when = local(approval.approved_at)
+    in_file = getattr(result.protocol, "approved_by", None)
+    if new and isinstance(in_file, str) and not _same_name(approval.approved_by, in_file):
+        print(
+            f"warning: --by {approval.approved_by!r} differs from the file's approved_by "
+            f"{in_file!r}; recorded approver is {approval.approved_by}",
+            file=sys.stderr,
+        )
     if new:
         print(f"approved: {approval.protocol_id} version {approval.protocol_version} ({path})")
     else:

@@ -4,16 +4,27 @@ The interactive way to run sessions is the terminal UI (``epm`` with no command)
 exists for CI, scripted acceptance tests and service work, so it requires ``--headless``. See
 :mod:`controller.session.headless` for the decisions a headless run makes and its output.
 Exit status: 0 completed, 2 refused before start (or a usage error), 3 stopped or aborted by
-the operator, 4 ended by a device fault, 5 link lost or device restarted.
+the operator, 4 ended by a device fault, 5 link lost or device restarted, 141 standard output
+was closed (``epm run --headless ... | head``).
+
+A closed standard output ends the run: the write that fails raises ``BrokenPipeError`` out of
+the runner, whose clean-up ends the session the way the engine always ends one on shutdown (a
+zone still delivering is stopped with its ramp-down, ESTOP if that does not finish in time)
+and closes the device and the records; then the run says so on standard error and ``epm``
+exits 141, never 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import sys
 from typing import Any
 
 EXIT_USAGE = 2
+#: The exit status when standard output was closed (:data:`controller.cli.EXIT_BROKEN_PIPE`).
+EXIT_BROKEN_PIPE = 141
 
 
 def _zones(text: str) -> tuple[str, ...]:
@@ -46,7 +57,10 @@ def add_parser(subparsers: Any) -> None:
             "per line with an 'event' key; the last is the summary). Placements and manual steps "
             "are confirmed automatically; faults are never cleared and a lost link is never "
             "resumed. Ctrl-C stops with a ramp-down; a second Ctrl-C sends an emergency stop. "
-            "Without --port a fresh built-in simulator is used."
+            "Without --port a fresh built-in simulator is used. Exit status: 0 completed, "
+            "2 refused or a usage error, 3 stopped or aborted, 4 device fault, 5 link lost or "
+            "another unit answered, 141 standard output was closed (e.g. piped into head): "
+            "a running session is first stopped with a ramp-down."
         ),
     )
     p.add_argument("--headless", action="store_true", help="required: run without the UI")
@@ -110,4 +124,20 @@ def run(args: argparse.Namespace) -> int:
         checklist_confirmed=args.checklist_confirmed,
         sim_speed=args.sim_speed,
     )
-    return run_headless(options, sys.stdout)
+    try:
+        return run_headless(options, sys.stdout)
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        # run_headless has ended the session and closed the device and the records by now.
+        _say(
+            "epm run: standard output was closed (broken pipe), so the run ended: a session "
+            f"still delivering was stopped with a ramp-down; exit {EXIT_BROKEN_PIPE}. "
+            "`epm records list` shows how it ended."
+        )
+        raise
+
+
+def _say(message: str) -> None:
+    with contextlib.suppress(OSError):  # standard error is gone too: the exit status tells
+        print(message, file=sys.stderr, flush=True)

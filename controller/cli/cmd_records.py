@@ -11,11 +11,13 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from controller.records import RecordStore, SessionDetail, SessionRecord
+    from controller.records import RecordStore, SessionDetail, SessionRecord, VerifyReport
+    from controller.records.anchor import Anchor
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -75,14 +77,27 @@ def add_parser(subparsers: Any) -> None:
             "JSON: one document with sessions, steps, events (with hashes) and telemetry. "
             "CSV with --all: one row per session. CSV of one session: with --output NAME.csv "
             "four files NAME-session.csv, NAME-steps.csv, NAME-events.csv, NAME-telemetry.csv; "
-            "on standard output the four tables, each after a line '# <table>'."
+            "on standard output the four tables, each after a line '# <table>'. CSV text cells "
+            "starting with = + - @, a tab or a carriage return get a leading ' so that no "
+            "spreadsheet runs them as formulas."
         ),
     )
     which = p_export.add_mutually_exclusive_group(required=True)
     which.add_argument("id", type=_session_id, nargs="?", metavar="ID")
     which.add_argument("--all", action="store_true", help="every session")
     p_export.add_argument("--format", choices=("json", "csv"), default="json")
-    p_export.add_argument("--output", metavar="FILE", help="write here (mode 0600), not stdout")
+    p_export.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write here, not stdout: a new file, mode 0600, written whole or not at all; an "
+        "existing file or symlink is refused (exit 1) unless --force",
+    )
+    p_export.add_argument(
+        "--force",
+        action="store_true",
+        help="with --output: replace an existing file (a symlink is replaced itself, never "
+        "written through)",
+    )
 
     p_verify = sub.add_parser(
         "verify", parents=[common], help="check the event log's hash chain (exit 1 if tampered)"
@@ -94,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     from controller.records import RecordsError, RecordStore
 
     try:
-        with RecordStore.open(args.data_dir, exclusive=False) as store:
+        # Reading never creates: a mistyped folder is said to hold no records, never shown
+        # as an empty, intact record.
+        with RecordStore.open(args.data_dir, exclusive=False, create=False) as store:
             action = args.records_command
             if action == "list":
                 return _list(store, args, sys.stdout)
@@ -155,13 +172,29 @@ def _list(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
 
 def _show(store: RecordStore, session_id: int, fmt: str, out: TextIO) -> int:
     detail = store.session_detail(session_id)
+    report = store.verify_chain()
     if fmt == "json":
         data = detail.to_dict()
         data["simulated"] = detail.session.simulated
+        data["chain"] = {"head": report.head_hash, "events": report.events, "ok": report.ok}
         out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return EXIT_OK
     _show_text(detail, out)
+    out.write("\n".join(_chain_lines(report)) + "\n")
     return EXIT_OK
+
+
+def _amended(s: SessionRecord, field: str) -> str:
+    from controller.records.models import local
+
+    found = s.amended(field)
+    if found is None:
+        return ""
+    when = local(str(found.get("at", "")), "%Y-%m-%d")
+    return (
+        f"  [corrected to {found.get('value')} by {found.get('by')} on {when}: "
+        f"{found.get('reason')}]"
+    )
 
 
 def _session_lines(s: SessionRecord) -> list[str]:
@@ -176,13 +209,20 @@ def _session_lines(s: SessionRecord) -> list[str]:
         f"  client        {s.client_code}" + (f" ({s.client_name})" if s.client_name else ""),
         f"  protocol      {s.protocol_id} version {s.protocol_version}: {s.protocol_title}",
         f"  sha256        {s.protocol_sha256}",
-        f"  serum         {s.serum_name}, lot {s.serum_lot or '(not recorded)'}",
-        f"  practitioner  {s.practitioner}",
+        f"  serum         {s.serum_name}, lot {s.serum_lot or '(not recorded)'}"
+        + _amended(s, "serum_name")
+        + _amended(s, "serum_lot"),
+        f"  practitioner  {s.practitioner}" + _amended(s, "practitioner"),
         f"  device        {s.device_model} {s.device_serial}, firmware {s.device_firmware}, "
         f"boot {s.device_boot_id}, port {s.device_port or '-'}",
         f"  simulated     {'yes' if s.simulated else 'no'}",
         f"  started       {local(s.started_at, fmt)}",
         f"  ended         {local(s.ended_at, fmt) or '-'}",
+        *(
+            [f"  last known    {local(s.last_known_at, fmt)} (estimated from the last record)"]
+            if s.last_known_at
+            else []
+        ),
         f"  planned zones {', '.join(s.planned_zones) or '-'}",
         f"  checklist     {json.dumps(s.checklist, sort_keys=True, ensure_ascii=False)}",
     ]
@@ -206,6 +246,8 @@ def _show_text(detail: SessionDetail, out: TextIO) -> None:
         else:
             planned = f"{st.planned_ms} ms planned" if st.planned_ms is not None else "untimed"
             delivered = f"{st.delivered_ms} ms delivered" if st.delivered_ms is not None else "-"
+            if st.delivered_estimated:
+                delivered += " (estimated from the last telemetry)"
             what += f": {st.outcome or 'running'}, {delivered} of {planned}"
             if st.holds:
                 what += f", {st.holds} hold(s) {st.hold_ms} ms"
@@ -215,7 +257,10 @@ def _show_text(detail: SessionDetail, out: TextIO) -> None:
     lines.append("")
     lines.append("Events:")
     for e in detail.events:
-        data = json.dumps(e.data, sort_keys=True, ensure_ascii=False)
+        shown = dict(e.data)
+        if isinstance(shown.get("seal"), dict):
+            shown["seal"] = {"digest": shown["seal"].get("digest")}  # the parts: --format json
+        data = json.dumps(shown, sort_keys=True, ensure_ascii=False)
         lines.append(f"  {e.seq:>4} {local(e.wall_time, '%H:%M:%S')} {e.kind:<18} {data}")
     t = detail.telemetry
     lines.append("")
@@ -234,6 +279,11 @@ def _show_text(detail: SessionDetail, out: TextIO) -> None:
     out.write("\n".join(lines) + "\n")
 
 
+def _chain_lines(report: VerifyReport) -> list[str]:
+    verdict = "verified" if report.ok else "VERIFY FAILED (`epm records verify` says where)"
+    return ["", f"Records: chain head {report.head_hash}, {report.events} events; {verdict}"]
+
+
 # -- export ----------------------------------------------------------------------------------------
 
 
@@ -241,31 +291,79 @@ def _export(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
     from controller.records import export
 
     output = Path(args.output) if args.output else None
+    if not args.all:
+        store.get_session(args.id)  # a clear error for an unknown id, before any file is made
+    report, saved = store.save_anchor("records export")
+    _print_anchor(report, saved)
     if args.format == "json":
-        ids = None if args.all else [store.get_session(args.id).id]
-        text = json.dumps(export.export_json(store, ids), indent=2, ensure_ascii=False) + "\n"
-        if output is None:
-            out.write(text)
-        else:
-            with export.open_private(output) as f:
-                f.write(text)
-            print(f"wrote {output}", file=sys.stderr)
-        return EXIT_OK
-    if args.all:
+        ids = None if args.all else [args.id]
+        document = export.export_json(store, ids, report=report)
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+        def write(f: TextIO) -> None:
+            f.write(text)
+
+    elif args.all:
         sessions = list(reversed(store.list_sessions()))
-        if output is None:
-            export.write_sessions_csv(sessions, out)
-        else:
-            with export.open_private(output) as f:
-                export.write_sessions_csv(sessions, f)
-            print(f"wrote {output}", file=sys.stderr)
-        return EXIT_OK
-    store.get_session(args.id)  # a clear error for an unknown id, before any file is made
-    if output is None:
-        export.write_session_csv_stream(store, args.id, out)
+
+        def write(f: TextIO) -> None:
+            export.write_sessions_csv(sessions, f)
+
     else:
-        for path in export.write_session_csv_files(store, args.id, output):
-            print(f"wrote {path}", file=sys.stderr)
+        if output is None:
+            export.write_session_csv_stream(store, args.id, out, report=report)
+            return EXIT_OK
+        return _write_files(
+            args, lambda: export.write_session_csv_files(store, args.id, output, replace=args.force)
+        )
+    if output is None:
+        write(out)
+        return EXIT_OK
+    return _write_files(args, lambda: [export.write_private(output, write, replace=args.force)])
+
+
+def _print_anchor(report: VerifyReport, saved: Anchor | None) -> None:
+    """Every export prints the chain's head and event count: kept with the export (on paper,
+    in the clinic system), they are what shows a later rewrite or truncation."""
+    if saved is not None:
+        print(
+            f"{saved.line()} (verified; saved as the anchor in the data folder: keep this line "
+            "with the export)",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"chain head {report.head_hash}, {report.events} events — VERIFY FAILED, no anchor "
+            f"saved: {report.reason} (`epm records verify` lists every problem)",
+            file=sys.stderr,
+        )
+
+
+def _write_files(args: argparse.Namespace, write: Callable[[], list[Path]]) -> int:
+    """Run ``write`` (which writes the export's files); report what it wrote, or why not."""
+    from controller.records.export import OutputExistsError
+
+    try:
+        paths = write()
+    except OutputExistsError as exc:
+        names = ", ".join(str(p) for p in exc.paths)
+        one = len(exc.paths) == 1
+        print(
+            f"epm records: error: {names} already {'exists' if one else 'exist'}; nothing was "
+            f"written. Use --force to replace {'it' if one else 'them'}, or give another name "
+            "with --output.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except OSError as exc:  # a missing folder, no permission, a full disk ...
+        print(
+            f"epm records: error: could not write the export to {args.output}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    for path in paths:
+        print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
 
 

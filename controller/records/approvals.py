@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.records import coverage
 from controller.records.errors import InvalidRecordError, RecordsError
 from controller.records.store import RecordStore
 from controller.records.validation import SHA256_HEX
@@ -68,25 +69,36 @@ def _row(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[
     return [Approval(*r) for r in conn.execute(f"{_APPROVAL_SELECT} {where}", params)]
 
 
-def is_approved(store: RecordStore, sha256: str) -> Approval | None:
-    """The approval of exactly these file bytes, or ``None``."""
+def _chained(store: RecordStore) -> list[Approval]:
+    """Every approval the hash chain proves, oldest first. The ``approvals`` table is only an
+    index: a row the chain does not hold (one INSERT behind epm's back) is never honoured."""
     with store.read_connection() as conn:
-        rows = _row(conn, "WHERE sha256 = ?", (sha256.lower(),))
-    return rows[0] if rows else None
+        items = coverage.chained_approvals(conn)
+    found: dict[str, Approval] = {}
+    for item, _event_id in items:
+        try:
+            approval = Approval(**{k: item[k] for k in coverage.APPROVAL_FIELDS})
+        except (KeyError, TypeError):
+            continue
+        found.setdefault(str(approval.sha256).lower(), approval)
+    return sorted(found.values(), key=lambda a: a.id)
+
+
+def is_approved(store: RecordStore, sha256: str) -> Approval | None:
+    """The approval of exactly these file bytes that the chain proves, or ``None``."""
+    wanted = sha256.lower()
+    return next((a for a in _chained(store) if a.sha256 == wanted), None)
 
 
 def approvals_for(
     store: RecordStore, protocol_id: str, version: int | None = None
 ) -> list[Approval]:
-    """Every approval of a protocol id (optionally one version), oldest first."""
-    with store.read_connection() as conn:
-        if version is None:
-            return _row(conn, "WHERE protocol_id = ? ORDER BY id", (protocol_id,))
-        return _row(
-            conn,
-            "WHERE protocol_id = ? AND protocol_version = ? ORDER BY id",
-            (protocol_id, version),
-        )
+    """Every chained approval of a protocol id (optionally one version), oldest first."""
+    return [
+        a
+        for a in _chained(store)
+        if a.protocol_id == protocol_id and (version is None or a.protocol_version == version)
+    ]
 
 
 def approval_refusals(load_result: Any) -> list[str]:
@@ -134,16 +146,24 @@ def approve(
     if not SHA256_HEX.match(sha):
         raise InvalidRecordError(f"the loader gave no valid SHA-256 for {path} ({sha!r})")
     protocol = load_result.protocol
+    existing = is_approved(store, sha)
+    if existing is not None:
+        return existing, False
     with store.write_transaction() as conn:
-        existing = _row(conn, "WHERE sha256 = ?", (sha,))
-        if existing:
-            return existing[0], False
+        if _row(conn, "WHERE sha256 = ?", (sha,)):
+            raise InvalidRecordError(
+                f"the approvals table holds a row for {sha[:12]}… that the hash chain does not: "
+                "it was added behind epm's back. Run `epm records verify`, keep the data folder "
+                "as evidence, and ask your records administrator"
+            )
         cur = conn.execute(
             "INSERT INTO approvals (sha256, protocol_id, protocol_version, approved_by, "
             "approved_at, file_path) VALUES (?, ?, ?, ?, ?, ?)",
             (sha, protocol.id, int(protocol.version), name, store.now(), str(Path(path).resolve())),
         )
-        return _row(conn, "WHERE id = ?", (cur.lastrowid,))[0], True
+        approval = _row(conn, "WHERE id = ?", (cur.lastrowid,))[0]
+        store.append_ledger_event(conn, "approval", approval.to_dict())
+        return approval, True
 
 
 def check_runnable(load_result: Any, device_is_simulator: bool, store: RecordStore) -> list[str]:

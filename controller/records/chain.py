@@ -23,20 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.records.migrations import GENESIS_HASH
-from controller.records.rows import EVENT_SELECT, SESSION_SELECT, event_row, session_row
-
-#: Fields of a sessions row that must equal its chained ``session_started`` event.
-CHAINED_SESSION_FIELDS = (
-    "client_code",
-    "protocol_id",
-    "protocol_version",
-    "protocol_sha256",
-    "serum_lot",
-    "practitioner",
-    "device_serial",
-    "simulated",
-    "started_at",
-)
 
 
 def canonical_json(value: Any) -> str:
@@ -66,7 +52,7 @@ def check_json_data(data: Mapping[str, Any]) -> str:
 
 def row_hash(  # noqa: PLR0917 - one argument per hashed column
     prev_hash: str,
-    session_id: int,
+    session_id: int | None,
     seq: int,
     wall_time: str,
     mono_ms: int,
@@ -88,8 +74,76 @@ def row_hash(  # noqa: PLR0917 - one argument per hashed column
 
 
 @dataclass(frozen=True)
+class Appended:
+    """Where :func:`append_row` put an event."""
+
+    id: int
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+def append_row(  # noqa: PLR0917 - one argument per hashed column
+    conn: sqlite3.Connection,
+    session_id: int | None,
+    kind: str,
+    data_json: str,
+    wall_time: str,
+    mono_ms: int,
+) -> Appended:
+    """Insert one chained event inside the caller's write transaction and move the head.
+
+    ``session_id`` is None for an event of the records as a whole (an approval, a migration,
+    a corrected client name); such events count their own ``seq``.
+    """
+    last_id, prev_hash = conn.execute("SELECT last_id, last_hash FROM chain_head").fetchone()
+    (last_seq,) = conn.execute(
+        "SELECT coalesce(max(seq), 0) FROM events WHERE session_id IS ?", (session_id,)
+    ).fetchone()
+    event_id, seq = last_id + 1, last_seq + 1
+    digest = row_hash(prev_hash, session_id, seq, wall_time, mono_ms, kind, data_json)
+    conn.execute(
+        "INSERT INTO events (id, session_id, seq, wall_time, mono_ms, kind, data, "
+        "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event_id, session_id, seq, wall_time, mono_ms, kind, data_json, prev_hash, digest),
+    )
+    conn.execute(
+        "UPDATE chain_head SET last_id = ?, last_hash = ?, count = count + 1",
+        (event_id, digest),
+    )
+    return Appended(event_id, seq, prev_hash, digest)
+
+
+def event_proven(conn: sqlite3.Connection, event_id: int) -> bool:
+    """Whether one event's own hash matches its content, it links to the row before it, and
+    the chain head is at or after it: an event one can rely on without walking the whole log
+    (a row added by hand, without its hash and link, fails here)."""
+    row = conn.execute(
+        "SELECT session_id, seq, wall_time, mono_ms, kind, data, prev_hash, hash FROM events "
+        "WHERE id = ?",
+        (event_id,),
+    ).fetchone()
+    if row is None:
+        return False
+    session_id, seq, wall_time, mono_ms, kind, data_json, prev_hash, stored = row
+    try:
+        if row_hash(prev_hash, session_id, seq, wall_time, mono_ms, kind, data_json) != stored:
+            return False
+    except (ValueError, TypeError):
+        return False
+    if event_id == 1:
+        linked = prev_hash == GENESIS_HASH
+    else:
+        before = conn.execute("SELECT hash FROM events WHERE id = ?", (event_id - 1,)).fetchone()
+        linked = before is not None and before[0] == prev_hash
+    head = conn.execute("SELECT last_id FROM chain_head").fetchone()
+    return linked and head is not None and head[0] >= event_id
+
+
+@dataclass(frozen=True)
 class VerifyReport:
-    """What ``verify_chain`` found. ``bad_event_id`` and ``reason`` are set when not ``ok``."""
+    """What ``verify`` found. ``bad_event_id``, ``bad_session_id`` and ``reason`` describe the
+    first problem when not ``ok``; ``findings`` lists every problem with its table and row."""
 
     ok: bool
     events: int
@@ -97,17 +151,57 @@ class VerifyReport:
     bad_event_id: int | None = None
     bad_session_id: int | None = None
     reason: str | None = None
+    #: Every problem found (``coverage.Finding``), the chain's own first.
+    findings: tuple[Any, ...] = ()
+    #: Closed sessions whose rows matched their seal.
+    sealed: tuple[int, ...] = ()
+    #: Sessions closed before full coverage: their events verify, their rows carry no seal.
+    uncovered: tuple[int, ...] = ()
+    #: Sessions still running (sealed when they close).
+    open_sessions: tuple[int, ...] = ()
+    #: Approvals the chain proves.
+    approvals: int = 0
+    #: What the saved anchor says (None: no anchor saved yet).
+    anchor: str | None = None
 
-    def describe(self) -> str:
+    def headline(self) -> str:
         if self.ok:
             return (
                 f"event log intact: {self.events} events, hash chain verified; "
                 f"head {self.head_hash}"
             )
-        where = f"event {self.bad_event_id}" if self.bad_event_id is not None else "event log"
-        if self.bad_session_id is not None:
-            where += f" (session {self.bad_session_id})"
-        return f"event log TAMPERED at {where}: {self.reason}"
+        if self.bad_event_id is not None or self.bad_session_id is not None:
+            where = f"event {self.bad_event_id}" if self.bad_event_id is not None else "event log"
+            if self.bad_session_id is not None:
+                where += f" (session {self.bad_session_id})"
+            return f"event log TAMPERED at {where}: {self.reason}"
+        return f"records TAMPERED: {self.reason}"
+
+    def describe(self) -> str:
+        lines = [self.headline()]
+        extra = [f.describe() for f in self.findings[1:]] if not self.ok else []
+        lines += [f"  also: {line}" for line in extra]
+        lines += [f"  {line}" for line in self.coverage_lines()]
+        return "\n".join(lines)
+
+    def coverage_lines(self) -> list[str]:
+        lines = []
+        if self.sealed:
+            lines.append(
+                f"sealed sessions: {len(self.sealed)} (rows, steps and telemetry match the "
+                "digest their closing event committed)"
+            )
+        if self.uncovered:
+            lines.append(
+                f"recorded before full coverage: {_ids(self.uncovered)} (their events verify; "
+                "their rows were not sealed)"
+            )
+        if self.open_sessions:
+            lines.append(f"still running: {_ids(self.open_sessions)} (sealed when they close)")
+        lines.append(f"approvals proven by the chain: {self.approvals}")
+        if self.anchor is not None:
+            lines.append(self.anchor)
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,7 +211,19 @@ class VerifyReport:
             "bad_event_id": self.bad_event_id,
             "bad_session_id": self.bad_session_id,
             "reason": self.reason,
+            "findings": [f.to_dict() for f in self.findings],
+            "sealed_sessions": list(self.sealed),
+            "recorded_before_full_coverage": list(self.uncovered),
+            "running_sessions": list(self.open_sessions),
+            "approvals": self.approvals,
+            "anchor": self.anchor,
         }
+
+
+def _ids(ids: tuple[int, ...]) -> str:
+    shown = ", ".join(str(i) for i in ids[:20])
+    more = f" and {len(ids) - 20} more" if len(ids) > 20 else ""
+    return f"session{'s' if len(ids) > 1 else ''} {shown}{more}"
 
 
 def verify(conn: sqlite3.Connection) -> VerifyReport:
@@ -192,49 +298,3 @@ def verify(conn: sqlite3.Connection) -> VerifyReport:
             else "the chain head does not match the last event (it was edited)",
         )
     return VerifyReport(True, count, expected_prev)
-
-
-def verify_sessions(conn: sqlite3.Connection, report: VerifyReport) -> VerifyReport:
-    """The sessions table is not chained itself: check that each session row still says what
-    its chained ``session_started`` event says, and that an ended session's outcome is the one
-    of its last ``session_end`` event. Returns ``report`` unchanged when all agree."""
-    for row in conn.execute(f"{SESSION_SELECT} ORDER BY s.id").fetchall():
-        session = session_row(row)
-        events = [
-            event_row(e)
-            for e in conn.execute(
-                f"{EVENT_SELECT} WHERE session_id = ? AND kind IN ('session_started', "
-                "'session_end') ORDER BY seq",
-                (session.id,),
-            )
-        ]
-        starts = [e for e in events if e.kind == "session_started"]
-        ends = [e for e in events if e.kind == "session_end"]
-
-        def bad(reason: str, event_id: int | None, sid: int = session.id) -> VerifyReport:
-            return VerifyReport(False, report.events, report.head_hash, event_id, sid, reason)
-
-        if not starts or starts[0].seq != 1:
-            return bad("missing row: the session has no session_started event", None)
-        started = starts[0].data
-        for name in CHAINED_SESSION_FIELDS:
-            if started.get(name) != getattr(session, name):
-                return bad(
-                    f"session row changed: {name} is {getattr(session, name)!r} but its "
-                    f"chained session_started event says {started.get(name)!r}",
-                    starts[0].id,
-                )
-        if session.outcome != "running":
-            if not ends:
-                return bad(
-                    f"missing row: the session ended ({session.outcome}) but has no "
-                    "session_end event",
-                    None,
-                )
-            if ends[-1].data.get("outcome") != session.outcome:
-                return bad(
-                    f"session row changed: outcome is {session.outcome!r} but its chained "
-                    f"session_end event says {ends[-1].data.get('outcome')!r}",
-                    ends[-1].id,
-                )
-    return report

@@ -108,15 +108,19 @@ class StoreCore:
         clock: Callable[[], dt.datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         flush_interval_s: float = TELEMETRY_FLUSH_S,
+        create: bool = True,
     ) -> Self:
         """Open (creating and migrating) the records in ``data_dir`` (see
         :func:`~controller.records.paths.resolve_data_dir` for ``None``).
+
+        ``create=False`` is for reading: a folder with no database is
+        :class:`~controller.records.errors.NoRecordsError`, and nothing is created.
 
         ``exclusive=True`` is for the process that runs sessions; only one may exist per folder
         (:class:`StoreLockedError` otherwise). ``clock`` gives aware UTC datetimes.
         """
         return cls(
-            resolve_data_dir(data_dir),
+            resolve_data_dir(data_dir, create=create),
             exclusive=exclusive,
             clock=clock,
             monotonic=monotonic,
@@ -212,39 +216,47 @@ class StoreCore:
     # -- the event log --------------------------------------------------------------------------
 
     def _append(
-        self, conn: sqlite3.Connection, session_id: int, kind: str, data: Mapping[str, Any]
+        self,
+        conn: sqlite3.Connection,
+        session_id: int | None,
+        kind: str,
+        data: Mapping[str, Any],
+        *,
+        wall_time: str | None = None,
     ) -> EventRow:
-        """Insert one chained event inside the caller's write transaction."""
+        """Insert one chained event inside the caller's write transaction (``session_id``
+        None: an event of the records as a whole)."""
         kind = check.text(kind, "event kind", max_len=64)
         data_json = chain.check_json_data(data)
-        last_id, prev_hash = conn.execute("SELECT last_id, last_hash FROM chain_head").fetchone()
-        (last_seq,) = conn.execute(
-            "SELECT coalesce(max(seq), 0) FROM events WHERE session_id = ?", (session_id,)
-        ).fetchone()
-        event_id, seq = last_id + 1, last_seq + 1
-        wall_time = self.now()
+        wall_time = self.now() if wall_time is None else wall_time
         mono_ms = int(self._monotonic() * 1000)
-        digest = chain.row_hash(prev_hash, session_id, seq, wall_time, mono_ms, kind, data_json)
         try:
-            conn.execute(
-                "INSERT INTO events (id, session_id, seq, wall_time, mono_ms, kind, data, "
-                "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (event_id, session_id, seq, wall_time, mono_ms, kind, data_json, prev_hash, digest),
-            )
+            done = chain.append_row(conn, session_id, kind, data_json, wall_time, mono_ms)
         except sqlite3.IntegrityError as exc:
             if "FOREIGN KEY" in str(exc):
                 raise UnknownSessionError(
                     f"no session has the id {session_id}: begin_session first"
                 ) from None
             raise
-        conn.execute(
-            "UPDATE chain_head SET last_id = ?, last_hash = ?, count = count + 1",
-            (event_id, digest),
-        )
         data_out = json.loads(data_json)
         return EventRow(
-            event_id, session_id, seq, wall_time, mono_ms, kind, data_out, prev_hash, digest
+            done.id,
+            session_id,
+            done.seq,
+            wall_time,
+            mono_ms,
+            kind,
+            data_out,
+            done.prev_hash,
+            done.hash,
         )
+
+    def append_ledger_event(
+        self, conn: sqlite3.Connection, kind: str, data: Mapping[str, Any]
+    ) -> EventRow:
+        """Append an event of the records as a whole (no session: an approval, a correction)
+        inside the caller's write transaction (:meth:`write_transaction`)."""
+        return self._append(conn, None, kind, data)
 
     def _outcome(self, conn: sqlite3.Connection, session_id: int) -> str:
         """The session's outcome (``running`` while open); unknown ids are refused."""

@@ -11,6 +11,10 @@ class DataDirError(RecordsError):
     """The data folder cannot be used."""
 
 
+class NoRecordsError(DataDirError):
+    """Asked to read records where none were ever written (no folder, or no database)."""
+
+
 class DatabaseError(RecordsError):
     """The records database cannot be opened or upgraded."""
 

@@ -37,7 +37,6 @@ EVENT_KINDS: dict[str, str] = {
     "outcome_unknown": "a START/RESUME/SET_AMPLITUDE got no reply before the link was lost "
     "(data: command, seq)",
     "warning": "something the practitioner was warned about (data: message)",
-    "note": "written by set_notes (data: notes)",
     "estop": "emergency stop: written right AFTER the ESTOP bytes went out, by the engine's "
     "thread (the device is made safe first; data: source, reason, bytes_written, phase)",
     "alarm_updated": "a shown alarm's message or detail changed (data: alarm, message)",
@@ -50,5 +49,17 @@ EVENT_KINDS: dict[str, str] = {
     "(data: kind, message, occurred_at, epoch)",
     "engine_error": "the engine hit an unexpected error and made the device safe (data: error)",
     "session_end": "written by end_session and recover_interrupted: the session's outcome "
-    "(data: outcome, reason, summary; for interrupted: last_event, last_telemetry)",
+    "(data: outcome, reason, summary, seal: the digest of the session's rows, steps and "
+    "telemetry, after which they never change; for interrupted: last_event, last_telemetry, "
+    "estimated: last_known_at, step, delivered_ms)",
+    "note": "written by set_notes (data: notes); the latest one is the notes shown",
+    "amendment": "a closed session's serum lot, serum name or practitioner corrected, shown "
+    "beside the recorded value (data: field, value, original, by, reason)",
+    # Events of the records as a whole (session_id is empty):
+    "approval": "epm approve recorded an approval (data: id, sha256, protocol_id, "
+    "protocol_version, approved_by, approved_at, file_path); only chained approvals are honoured",
+    "approvals_migrated": "the upgrade to full coverage listed the approvals recorded before "
+    "it, trusted as of the upgrade (data: approvals, note, sessions_before)",
+    "client_amended": "a client's name set or corrected once the client has a closed session "
+    "(data: code, name, previous, by, reason)",
 }

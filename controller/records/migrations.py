@@ -12,7 +12,7 @@ Never edit a migration that has shipped; append a new one.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from controller.records.db import transaction
@@ -23,6 +23,9 @@ class Migration(NamedTuple):
     version: int
     description: str
     script: str
+    #: Run after ``script`` in the same transaction (a step SQL alone cannot do, such as
+    #: appending a hash-chained event).
+    step: Callable[[sqlite3.Connection], None] | None = None
 
 
 OUTCOMES = ("running", "completed", "stopped", "aborted", "faulted", "interrupted", "refused")
@@ -196,9 +199,111 @@ BEGIN
 END;
 """
 
+#: Full coverage. The event log gets room for events that belong to no session (approvals,
+#: the migration itself, corrected client names); a closed session's rows, steps and telemetry
+#: can no longer change (its closing event commits their digest); telemetry rows are never
+#: changed or deleted; a client with a closed session keeps its row (corrections are chained
+#: events). SQLite cannot relax a NOT NULL column in place, so ``events`` is rebuilt: its rows
+#: are copied unchanged (every hash stays valid) and its triggers made again.
+_V3 = """
+DROP TRIGGER events_no_update;
+DROP TRIGGER events_no_delete;
+CREATE TABLE events_v3 (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER REFERENCES sessions(id),
+    seq        INTEGER NOT NULL CHECK (seq >= 1),
+    wall_time  TEXT NOT NULL,
+    mono_ms    INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    UNIQUE (session_id, seq)
+);
+INSERT INTO events_v3 (id, session_id, seq, wall_time, mono_ms, kind, data, prev_hash, hash)
+    SELECT id, session_id, seq, wall_time, mono_ms, kind, data, prev_hash, hash FROM events;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE INDEX events_by_kind ON events(kind);
+
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only: events are never changed');
+END;
+
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only: events are never deleted');
+END;
+
+ALTER TABLE steps ADD COLUMN delivered_estimated INTEGER NOT NULL DEFAULT 0
+    CHECK (delivered_estimated IN (0, 1));
+ALTER TABLE sessions ADD COLUMN last_known_at TEXT;
+
+CREATE TRIGGER sessions_closed BEFORE UPDATE ON sessions WHEN OLD.outcome <> 'running'
+BEGIN
+    SELECT RAISE(ABORT, 'a closed session is never changed: later facts are appended as events');
+END;
+
+CREATE TRIGGER steps_closed_update BEFORE UPDATE ON steps
+WHEN (SELECT outcome FROM sessions WHERE id = OLD.session_id) IS NOT 'running'
+BEGIN
+    SELECT RAISE(ABORT, 'the steps of a closed session are never changed');
+END;
+
+CREATE TRIGGER steps_closed_insert BEFORE INSERT ON steps
+WHEN (SELECT outcome FROM sessions WHERE id = NEW.session_id) IS NOT 'running'
+BEGIN
+    SELECT RAISE(ABORT, 'a closed session gets no new steps');
+END;
+
+CREATE TRIGGER telemetry_no_update BEFORE UPDATE ON telemetry
+BEGIN
+    SELECT RAISE(ABORT, 'telemetry rows are never changed');
+END;
+
+CREATE TRIGGER telemetry_no_delete BEFORE DELETE ON telemetry
+BEGIN
+    SELECT RAISE(ABORT, 'telemetry rows are never deleted');
+END;
+
+CREATE TRIGGER telemetry_closed_insert BEFORE INSERT ON telemetry
+WHEN (SELECT outcome FROM sessions WHERE id = NEW.session_id) IS NOT 'running'
+BEGIN
+    SELECT RAISE(ABORT, 'a closed session gets no new telemetry');
+END;
+
+CREATE TRIGGER clients_no_delete BEFORE DELETE ON clients
+BEGIN
+    SELECT RAISE(ABORT, 'client records are never deleted');
+END;
+
+CREATE TRIGGER clients_closed BEFORE UPDATE ON clients
+WHEN EXISTS (SELECT 1 FROM sessions WHERE client_id = OLD.id AND outcome <> 'running')
+BEGIN
+    SELECT RAISE(ABORT, 'a client with a closed session keeps its row: corrections are events');
+END;
+"""
+
+
+def _chain_existing_approvals(conn: sqlite3.Connection) -> None:
+    """Approvals recorded before full coverage enter the chain through one event that lists
+    them: they are trusted as of the upgrade (see docs/records.md)."""
+    from controller.records.coverage import record_migrated_approvals
+
+    record_migrated_approvals(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "clients, sessions, steps, hash-chained events, decimated telemetry", _V1),
     Migration(2, "protocol approvals; practitioner's notes on sessions", _V2),
+    Migration(
+        3,
+        "full coverage: events outside sessions, closed sessions frozen and sealed, "
+        "approvals chained, estimated times",
+        _V3,
+        _chain_existing_approvals,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -262,6 +367,8 @@ def migrate(
                 )
             for statement in split_statements(migration.script):
                 conn.execute(statement)
+            if migration.step is not None:
+                migration.step(conn)
             conn.execute(f"PRAGMA user_version = {int(migration.version)}")
         applied.append(migration.version)
     return applied

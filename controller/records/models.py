@@ -7,7 +7,7 @@ turns one into the clinic's local time for display.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -50,7 +50,8 @@ class EventRow:
     """One row of the hash-chained event log."""
 
     id: int
-    session_id: int
+    #: None for an event of the records as a whole (approval, migration, client correction).
+    session_id: int | None
     seq: int
     wall_time: str
     mono_ms: int
@@ -90,7 +91,20 @@ class SessionRecord:
     ended_at: str | None
     outcome: str
     outcome_reason: str | None
+    #: The latest chained note (a closed session's notes are appended as ``note`` events).
     notes: str
+    #: For an interrupted session: the last moment known to have happened, estimated from its
+    #: last event and its last telemetry (None otherwise).
+    last_known_at: str | None = None
+    #: Corrections appended after the session closed (``amendment`` events), oldest first:
+    #: each ``{"field", "value", "original", "by", "reason", "at", "event_id"}``. The fields
+    #: above keep what was recorded; these are shown beside them.
+    amendments: tuple[dict[str, Any], ...] = field(default=())
+
+    def amended(self, name: str) -> dict[str, Any] | None:
+        """The latest amendment of field ``name`` (None if never amended)."""
+        found = [a for a in self.amendments if a.get("field") == name]
+        return found[-1] if found else None
 
     @property
     def is_open(self) -> bool:
@@ -121,6 +135,9 @@ class StepRecord:
     skipped: bool
     skip_reason: str | None
     outcome: str | None
+    #: True when ``delivered_ms`` was estimated from the last telemetry (the session was
+    #: interrupted while this step ran), not reported by the device at the step's end.
+    delivered_estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import platformdirs
 
-from controller.records.errors import DataDirError
+from controller.records.errors import DataDirError, NoRecordsError
 
 #: Environment variable that moves the data folder (a clinic's shared disk, a test's tmp dir).
 ENV_VAR = "EPM_HOME"
@@ -29,8 +29,12 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("epm", appauthor=False))
 
 
-def resolve_data_dir(explicit: str | Path | None = None) -> Path:
+def resolve_data_dir(explicit: str | Path | None = None, *, create: bool = True) -> Path:
     """Return the data folder to use, creating it (mode 0700) when it does not exist.
+
+    With ``create=False`` (reading records) a folder that does not exist, or holds no records
+    database, is :class:`NoRecordsError`: a mistyped folder must never look like an empty,
+    intact record.
 
     ``explicit`` (``--data-dir``) wins over ``EPM_HOME``, which wins over the platform default.
     An existing folder keeps its permissions: it may be a clinic's deliberate choice.
@@ -48,6 +52,12 @@ def resolve_data_dir(explicit: str | Path | None = None) -> Path:
         raise DataDirError(
             f"{chosen} (from {source}) is a file, not a folder: point {source} at a folder "
             "for the records, or remove the file"
+        )
+    if not create and not (chosen / DB_FILENAME).is_file():
+        what = "does not exist" if not chosen.exists() else "holds no records database"
+        raise NoRecordsError(
+            f"no records here: {chosen} (from {source}) {what}. Check the folder name; epm "
+            "creates the records when it first records a session or an approval"
         )
     if not chosen.exists():
         try:

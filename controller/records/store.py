@@ -9,14 +9,17 @@ sessions, the event log's public face and reading.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from controller.records import chain
+from controller.records import anchor as anchor_file
+from controller.records import chain, coverage
 from controller.records import validation as check
+from controller.records.anchor import Anchor
 from controller.records.errors import (
     InvalidRecordError,
     SessionEndedError,
@@ -24,7 +27,14 @@ from controller.records.errors import (
     UnknownSessionError,
 )
 from controller.records.migrations import OUTCOMES
-from controller.records.models import Client, EventRow, SessionDetail, SessionRecord, iso
+from controller.records.models import (
+    Client,
+    EventRow,
+    SessionDetail,
+    SessionRecord,
+    iso,
+    parse_iso,
+)
 from controller.records.rows import EVENT_SELECT, SESSION_SELECT, event_row, session_row
 from controller.records.steps import StepRecording
 from controller.records.telemetry_store import TelemetryRecording
@@ -36,6 +46,20 @@ if TYPE_CHECKING:
 
 #: Outcomes a session can end with (``running`` is the open state).
 END_OUTCOMES = tuple(o for o in OUTCOMES if o != "running")
+
+#: A client with its name as shown: the latest chained correction, else the row's.
+_CLIENT_SELECT = """
+SELECT c.id, c.code,
+       coalesce((SELECT json_extract(e.data, '$.name') FROM events e
+                 WHERE e.kind = 'client_amended' AND e.session_id IS NULL
+                   AND json_extract(e.data, '$.code') = c.code
+                 ORDER BY e.id DESC LIMIT 1), c.name) AS name,
+       c.created_at
+FROM clients c
+"""
+
+#: Session fields that can be corrected after the session closed (as ``amendment`` events).
+AMENDABLE_FIELDS = {"serum_lot": 64, "serum_name": 200, "practitioner": 120}
 
 
 class RecordStore(StepRecording, TelemetryRecording):
@@ -55,9 +79,7 @@ class RecordStore(StepRecording, TelemetryRecording):
         if name is not None and name.strip():
             clean_name = check.text(name, "client name", max_len=CLIENT_NAME_MAX)
         with self.write_transaction() as conn:
-            row = conn.execute(
-                "SELECT id, code, name, created_at FROM clients WHERE code = ?", (code,)
-            ).fetchone()
+            row = conn.execute(f"{_CLIENT_SELECT} WHERE c.code = ?", (code,)).fetchone()
             if row is None:
                 cur = conn.execute(
                     "INSERT INTO clients (code, name, created_at) VALUES (?, ?, ?)",
@@ -68,6 +90,15 @@ class RecordStore(StepRecording, TelemetryRecording):
             if clean_name is None:
                 return client
             if client.name is None:
+                if self._client_closed(conn, client.id):
+                    # Its row is frozen with its closed sessions: the name is a chained event.
+                    self._append(
+                        conn,
+                        None,
+                        "client_amended",
+                        {"code": code, "name": clean_name, "previous": None},
+                    )
+                    return Client(client.id, client.code, clean_name, client.created_at)
                 conn.execute("UPDATE clients SET name = ? WHERE id = ?", (clean_name, client.id))
                 return self._client_by_id(conn, client.id)
             if " ".join(client.name.split()).casefold() != " ".join(clean_name.split()).casefold():
@@ -79,16 +110,43 @@ class RecordStore(StepRecording, TelemetryRecording):
 
     @staticmethod
     def _client_by_id(conn: sqlite3.Connection, client_id: int) -> Client:
-        row = conn.execute(
-            "SELECT id, code, name, created_at FROM clients WHERE id = ?", (client_id,)
-        ).fetchone()
+        row = conn.execute(f"{_CLIENT_SELECT} WHERE c.id = ?", (client_id,)).fetchone()
         return Client(*row)
+
+    @staticmethod
+    def _client_closed(conn: sqlite3.Connection, client_id: int) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM sessions WHERE client_id = ? AND outcome <> 'running' LIMIT 1",
+            (client_id,),
+        ).fetchone()
+        return row is not None
+
+    def amend_client_name(self, code: str, name: str, *, by: str, reason: str) -> EventRow:
+        """Correct a client's name. The row of a client with a closed session never changes:
+        the correction is a chained ``client_amended`` event, shown from then on, and the
+        recorded name stays in the log beside it."""
+        code = check.client_code(code)
+        clean = check.text(name, "client name", max_len=CLIENT_NAME_MAX)
+        by = check.text(by, "name of who corrects the record", max_len=120)
+        reason = check.text(reason, "reason for the correction", max_len=2000)
+        with self.write_transaction() as conn:
+            client = self._client_by_id(conn, self.get_client(code).id)
+            return self._append(
+                conn,
+                None,
+                "client_amended",
+                {
+                    "code": code,
+                    "name": clean,
+                    "previous": client.name,
+                    "by": by,
+                    "reason": reason,
+                },
+            )
 
     def get_client(self, code: str) -> Client:
         with self.read_connection() as conn:
-            row = conn.execute(
-                "SELECT id, code, name, created_at FROM clients WHERE code = ?", (code.strip(),)
-            ).fetchone()
+            row = conn.execute(f"{_CLIENT_SELECT} WHERE c.code = ?", (code.strip(),)).fetchone()
         if row is None:
             raise UnknownClientError(
                 f"no client has the code {code!r}: check it, or create the client first"
@@ -101,7 +159,7 @@ class RecordStore(StepRecording, TelemetryRecording):
         pattern += "%"
         with self.read_connection() as conn:
             rows = conn.execute(
-                "SELECT id, code, name, created_at FROM clients "
+                f"SELECT * FROM ({_CLIENT_SELECT}) "
                 "WHERE code LIKE ? ESCAPE '\\' OR coalesce(name, '') LIKE ? ESCAPE '\\' "
                 "ORDER BY code LIMIT ?",
                 (pattern, pattern, limit),
@@ -126,18 +184,84 @@ class RecordStore(StepRecording, TelemetryRecording):
             rows = conn.execute(f"{EVENT_SELECT} WHERE session_id = ? ORDER BY seq", (session_id,))
             return [event_row(r) for r in rows]
 
+    def events_outside_sessions(self) -> list[EventRow]:
+        """Events of the records as a whole (approvals, migrations, client corrections)."""
+        with self.read_connection() as conn:
+            rows = conn.execute(f"{EVENT_SELECT} WHERE session_id IS NULL ORDER BY id")
+            return [event_row(r) for r in rows]
+
     def verify_chain(self) -> chain.VerifyReport:
-        """Check the whole event log's hash chain, then that every session row still matches
-        its chained ``session_started`` event and, once ended, its last ``session_end``."""
+        """Check everything the records show: the event log's hash chain; every session row
+        against its chained events and, once closed, its rows, steps and telemetry against the
+        seal its closing event committed; approvals against the chain; the saved anchor.
+        Every problem is named with its session, table and row (``findings``)."""
+        saved = anchor_file.load(self.data_dir)
         with self.read_connection() as conn:
             conn.execute("BEGIN")  # one snapshot for the whole walk
             try:
                 report = chain.verify(conn)
-                if report.ok:
-                    report = chain.verify_sessions(conn, report)
+                sessions = coverage.check_sessions(conn)
+                approvals = coverage.check_approvals(conn)
+                proven = len(coverage.chained_approvals(conn))
+                anchor_problem = (
+                    anchor_file.check(conn, saved) if isinstance(saved, Anchor) else None
+                )
             finally:
                 conn.execute("COMMIT")
-        return report
+        findings: list[coverage.Finding] = []
+        if not report.ok:
+            findings.append(
+                coverage.Finding(
+                    "events",
+                    report.reason or "",
+                    report.bad_session_id,
+                    None if report.bad_event_id is None else str(report.bad_event_id),
+                    report.bad_event_id,
+                )
+            )
+        findings += sessions.findings + approvals
+        if anchor_problem is not None:
+            findings.append(coverage.Finding("chain_anchor", anchor_problem))
+        if isinstance(saved, str):
+            anchor_text: str | None = saved
+        elif saved is None:
+            anchor_text = "no chain head saved yet (the first export or report saves one)"
+        elif anchor_problem is None:
+            anchor_text = (
+                f"the head saved by {saved.purpose} ({saved.events} events) is still in the "
+                "chain at its position"
+            )
+        else:
+            anchor_text = anchor_problem
+        first = findings[0] if findings else None
+        if report.ok and first is not None:
+            report = dataclasses.replace(
+                report,
+                bad_event_id=first.event_id,
+                bad_session_id=first.session_id,
+                reason=first.describe(),
+            )
+        return dataclasses.replace(
+            report,
+            ok=not findings,
+            findings=tuple(findings),
+            sealed=tuple(sessions.sealed),
+            uncovered=tuple(sessions.uncovered),
+            open_sessions=tuple(sessions.running),
+            approvals=proven,
+            anchor=anchor_text,
+        )
+
+    def save_anchor(self, purpose: str) -> tuple[chain.VerifyReport, Anchor | None]:
+        """Verify, then keep the head and event count as the anchor printed by ``purpose``
+        (an export, a report). A failed verify saves nothing: a tampered chain must never
+        become the reference. Returns the report and the anchor to print."""
+        report = self.verify_chain()
+        if not report.ok:
+            return report, None
+        saved = Anchor(report.head_hash, report.events, self.now(), purpose)
+        anchor_file.save(self.data_dir, saved)
+        return report, saved
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -259,31 +383,66 @@ class RecordStore(StepRecording, TelemetryRecording):
                         f"session {session_id} already ended as {current}; its outcome is final "
                         "(add a note with set_notes instead)"
                     )
-                data = {"outcome": outcome, "reason": reason, "summary": dict(summary or {})}
-                event = self._append(conn, session_id, "session_end", data)
-                conn.execute(
-                    "UPDATE sessions SET outcome = ?, outcome_reason = ?, ended_at = ? "
-                    "WHERE id = ?",
-                    (outcome, reason, event.wall_time, session_id),
-                )
+                now = self.now()
                 # A step still open ends with the session (delivered_ms stays unknown unless
                 # the engine recorded the step's end first, as it should).
                 conn.execute(
                     "UPDATE steps SET outcome = ?, ended_at = ? WHERE session_id = ? "
                     "AND ended_at IS NULL AND outcome IS NULL",
-                    (outcome, event.wall_time, session_id),
+                    (outcome, now, session_id),
                 )
+                conn.execute(
+                    "UPDATE sessions SET outcome = ?, outcome_reason = ?, ended_at = ? "
+                    "WHERE id = ?",
+                    (outcome, reason, now, session_id),
+                )
+                data = {
+                    "outcome": outcome,
+                    "reason": reason,
+                    "summary": dict(summary or {}),
+                    "seal": coverage.session_seal(conn, session_id),
+                }
+                event = self._append(conn, session_id, "session_end", data, wall_time=now)
             self._open_sessions.discard(session_id)
         return event
 
     def set_notes(self, session_id: int, notes: str) -> EventRow:
-        """Replace the session's notes (allowed after it ended); the change is logged as a
-        ``note`` event, so earlier notes stay readable in the log."""
+        """Replace the session's notes (allowed after it ended). Each change is a chained
+        ``note`` event and the latest one is what is shown; while the session runs the row
+        keeps them too, and once it closed (its row is sealed) the event alone carries them."""
         clean = check.text(notes, "notes", required=False, max_len=10_000)
         with self.write_transaction() as conn:
-            self._outcome(conn, session_id)
-            conn.execute("UPDATE sessions SET notes = ? WHERE id = ?", (clean, session_id))
+            if self._outcome(conn, session_id) == "running":
+                conn.execute("UPDATE sessions SET notes = ? WHERE id = ?", (clean, session_id))
             return self._append(conn, session_id, "note", {"notes": clean})
+
+    def amend_session(
+        self, session_id: int, field: str, value: str, *, by: str, reason: str
+    ) -> EventRow:
+        """Correct a closed session's serum lot, serum name or practitioner. The recorded value
+        stays; the correction is a chained ``amendment`` event shown beside it."""
+        if field not in AMENDABLE_FIELDS:
+            raise InvalidRecordError(
+                f"{field!r} cannot be corrected: the fields that can are "
+                f"{', '.join(AMENDABLE_FIELDS)} (a client's name: amend_client_name)"
+            )
+        clean = check.text(value, field.replace("_", " "), max_len=AMENDABLE_FIELDS[field])
+        by = check.text(by, "name of who corrects the record", max_len=120)
+        reason = check.text(reason, "reason for the correction", max_len=2000)
+        session = self.get_session(session_id)
+        with self.write_transaction() as conn:
+            return self._append(
+                conn,
+                session_id,
+                "amendment",
+                {
+                    "field": field,
+                    "value": clean,
+                    "original": getattr(session, field),
+                    "by": by,
+                    "reason": reason,
+                },
+            )
 
     def recover_interrupted(self) -> list[int]:
         """Mark every session left ``running`` by an earlier process as ``interrupted``.
@@ -307,10 +466,29 @@ class RecordStore(StepRecording, TelemetryRecording):
                 ).fetchone()
                 telemetry = self._last_telemetry(conn, session_id)
                 last_event = event_row(last) if last else None
+                found_at = self.now()
+                estimate = self._estimate_open_step(conn, session_id, telemetry, found_at)
+                last_known = max(
+                    [t for t in (last_event and last_event.wall_time, estimate.get("at")) if t],
+                    default=None,
+                )
+                conn.execute(
+                    "UPDATE steps SET outcome = 'interrupted' WHERE session_id = ? "
+                    "AND ended_at IS NULL AND skipped = 0",
+                    (session_id,),
+                )
+                reason = (
+                    "epm stopped while this session was running (crash, kill or power loss); "
+                    "found at the next start"
+                )
+                conn.execute(
+                    "UPDATE sessions SET outcome = 'interrupted', outcome_reason = ?, "
+                    "ended_at = ?, last_known_at = ? WHERE id = ?",
+                    (reason, found_at, last_known, session_id),
+                )
                 data = {
                     "outcome": "interrupted",
-                    "reason": "epm stopped while this session was running (crash, kill or power "
-                    "loss); found at the next start",
+                    "reason": reason,
                     "last_event": (
                         {
                             "seq": last_event.seq,
@@ -322,20 +500,55 @@ class RecordStore(StepRecording, TelemetryRecording):
                         else None
                     ),
                     "last_telemetry": telemetry,
+                    "estimated": {
+                        "last_known_at": last_known,
+                        "step": estimate.get("step"),
+                        "delivered_ms": estimate.get("delivered_ms"),
+                        "basis": "the last stored telemetry and event; estimated, not reported "
+                        "by the device",
+                    },
+                    "seal": coverage.session_seal(conn, session_id),
                 }
-                event = self._append(conn, session_id, "session_end", data)
-                conn.execute(
-                    "UPDATE sessions SET outcome = 'interrupted', outcome_reason = ?, "
-                    "ended_at = ? WHERE id = ?",
-                    (data["reason"], event.wall_time, session_id),
-                )
-                conn.execute(
-                    "UPDATE steps SET outcome = 'interrupted' WHERE session_id = ? "
-                    "AND ended_at IS NULL AND skipped = 0",
-                    (session_id,),
-                )
+                self._append(conn, session_id, "session_end", data, wall_time=found_at)
                 recovered.append(session_id)
         return recovered
+
+    @staticmethod
+    def _estimate_open_step(
+        conn: sqlite3.Connection,
+        session_id: int,
+        telemetry: Mapping[str, Any] | None,
+        found_at: str,
+    ) -> dict[str, Any]:
+        """For the step that was running when epm stopped: its delivered time from the last
+        telemetry row of that step (marked estimated on the step) and the moment that row
+        implies (the step's start plus what it delivered and held). Empty when unknown."""
+        row = conn.execute(
+            "SELECT id, idx, started_at, hold_ms FROM steps WHERE session_id = ? "
+            "AND ended_at IS NULL AND skipped = 0 AND delivered_ms IS NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (session_id,),
+        ).fetchone()
+        if row is None:
+            return {}
+        step_id, index, started_at, hold_ms = row
+        last = conn.execute(
+            "SELECT step_elapsed_ms, t_last_ms - t_first_ms FROM telemetry "
+            "WHERE session_id = ? AND step_id = ? ORDER BY id DESC LIMIT 1",
+            (session_id, index),
+        ).fetchone()
+        if last is None or telemetry is None:
+            return {"step": index}
+        delivered = int(last[0])
+        conn.execute(
+            "UPDATE steps SET delivered_ms = ?, delivered_estimated = 1 WHERE id = ?",
+            (delivered, step_id),
+        )
+        out: dict[str, Any] = {"step": index, "delivered_ms": delivered}
+        if started_at:
+            moment = parse_iso(started_at) + dt.timedelta(milliseconds=delivered + int(hold_ms))
+            out["at"] = min(iso(moment), found_at)
+        return out
 
     # -- reading sessions -----------------------------------------------------------------------
 
@@ -346,14 +559,33 @@ class RecordStore(StepRecording, TelemetryRecording):
 
         return is_approved(self, sha256)
 
+    @staticmethod
+    def _with_amendments(
+        conn: sqlite3.Connection, sessions: list[SessionRecord]
+    ) -> list[SessionRecord]:
+        """Attach each session's chained corrections (``amendment`` events)."""
+        if not sessions:
+            return sessions
+        found: dict[int, list[dict[str, Any]]] = {}
+        for event_id, session_id, wall_time, data_json in conn.execute(
+            "SELECT id, session_id, wall_time, data FROM events WHERE kind = 'amendment' "
+            "ORDER BY id"
+        ):
+            data = json.loads(data_json)
+            found.setdefault(session_id, []).append({**data, "at": wall_time, "event_id": event_id})
+        return [
+            dataclasses.replace(s, amendments=tuple(found[s.id])) if s.id in found else s
+            for s in sessions
+        ]
+
     def get_session(self, session_id: int) -> SessionRecord:
         with self.read_connection() as conn:
             row = conn.execute(f"{SESSION_SELECT} WHERE s.id = ?", (session_id,)).fetchone()
-        if row is None:
-            raise UnknownSessionError(
-                f"no session has the id {session_id}: `epm records list` shows the sessions"
-            )
-        return session_row(row)
+            if row is None:
+                raise UnknownSessionError(
+                    f"no session has the id {session_id}: `epm records list` shows the sessions"
+                )
+            return self._with_amendments(conn, [session_row(row)])[0]
 
     def list_sessions(
         self,
@@ -385,7 +617,7 @@ class RecordStore(StepRecording, TelemetryRecording):
         sql = SESSION_SELECT + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY s.started_at DESC, s.id DESC"
         with self.read_connection() as conn:
-            return [session_row(r) for r in conn.execute(sql, params)]
+            return self._with_amendments(conn, [session_row(r) for r in conn.execute(sql, params)])
 
     def today_sessions(self) -> list[SessionRecord]:
         """Sessions started today (local date of the store's clock)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Any:
         return code, captured.out, captured.err
 
     return run
+
+
+def drop_triggers(conn: sqlite3.Connection) -> None:
+    """Drop every trigger of a records database, as someone editing it behind epm's back would."""
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]
+    for name in names:
+        conn.execute(f'DROP TRIGGER "{name}"')

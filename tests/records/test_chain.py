@@ -11,7 +11,7 @@ import pytest
 from controller.records import RecordStore
 from controller.records.chain import canonical_json, row_hash
 from controller.records.migrations import GENESIS_HASH
-from tests.records.conftest import begin
+from tests.records.conftest import begin, drop_triggers
 
 
 @pytest.fixture
@@ -29,13 +29,9 @@ def filled(store: RecordStore) -> RecordStore:
 
 @pytest.fixture
 def attacker(filled: RecordStore) -> Iterator[sqlite3.Connection]:
-    """A raw connection that first drops the append-only triggers, as an attacker would."""
+    """A raw connection that first drops every trigger, as an attacker would."""
     conn = sqlite3.connect(filled.path, isolation_level=None)
-    conn.execute("DROP TRIGGER events_no_update")
-    conn.execute("DROP TRIGGER events_no_delete")
-    conn.execute("DROP TRIGGER sessions_no_delete")
-    conn.execute("DROP TRIGGER sessions_outcome_final")
-    conn.execute("DROP TRIGGER sessions_identity_fixed")
+    drop_triggers(conn)
     yield conn
     conn.close()
 

@@ -71,8 +71,21 @@ def test_epm_home_is_used_when_no_data_dir_is_given(
     monkeypatch.setenv("EPM_HOME", str(data_dir))
     code, out, _ = cli("records", "list", "--format", "json")
     assert code == 0 and len(json.loads(out)) == 2
-    code, out, _ = cli("records", "list", "--format", "json", "--data-dir", str(tmp_path / "e"))
-    assert code == 0 and json.loads(out) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["show", "1"], ["verify"], ["export", "--all"], ["verify", "--format", "json"]],
+)
+def test_a_folder_with_no_records_is_said_so_and_never_created(
+    cli: Any, tmp_path: Path, command: list[str]
+) -> None:
+    mistyped = tmp_path / "epm-dta"
+    code, out, err = cli("records", *command, "--data-dir", str(mistyped))
+    assert code == 1 and out == ""
+    assert "no records here" in err and "does not exist" in err
+    assert "verified" not in err
+    assert not mistyped.exists()
 
 
 def test_show_text(cli: Any, data_dir: Path, recorded: Any) -> None:
@@ -164,7 +177,7 @@ def test_export_one_session_csv_to_stdout_in_sections(
     )
     assert code == 0
     sections = [line for line in out.splitlines() if line.startswith("# ")]
-    assert sections == ["# session", "# steps", "# events", "# telemetry"]
+    assert sections == ["# session", "# steps", "# events", "# telemetry", "# chain"]
     session_block = out.split("# steps")[0].splitlines()[1:]
     (row,) = list(csv.DictReader(io.StringIO("\n".join(session_block))))
     assert row["simulated"] == "true"

@@ -114,11 +114,13 @@ def test_end_session_sets_outcome_once(store: RecordStore, clock: FakeClock) -> 
     clock.advance(minutes=25)
     event = store.end_session(sid, "completed", "all steps delivered", {"delivered_ms": 1200})
     assert event.kind == "session_end"
+    seal = event.data.pop("seal")
     assert event.data == {
         "outcome": "completed",
         "reason": "all steps delivered",
         "summary": {"delivered_ms": 1200},
     }
+    assert len(seal["digest"]) == 64 and seal["v"] == 1
     session = store.get_session(sid)
     assert (session.outcome, session.outcome_reason) == ("completed", "all steps delivered")
     assert session.ended_at == event.wall_time
@@ -203,8 +205,10 @@ def test_the_database_refuses_to_change_or_delete_events(store: RecordStore) -> 
     store.end_session(sid, "completed")
     raw = sqlite3.connect(store.path)
     try:
-        with pytest.raises(sqlite3.IntegrityError, match="keeps its outcome"):
+        with pytest.raises(sqlite3.IntegrityError, match=r"never changed|keeps its outcome"):
             raw.execute("UPDATE sessions SET outcome = 'aborted' WHERE id = ?", (sid,))
+        with pytest.raises(sqlite3.IntegrityError, match="never changed"):
+            raw.execute("UPDATE sessions SET notes = 'x' WHERE id = ?", (sid,))
     finally:
         raw.close()
 

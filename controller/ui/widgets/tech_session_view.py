@@ -33,11 +33,29 @@ def sim_marker(session: SessionRecord) -> str:
     )
 
 
+def amendment_note(session: SessionRecord, field: str) -> str:
+    """`` [corrected to X by NAME on DATE: reason]`` beside a recorded value, or empty."""
+    found = session.amended(field)
+    if found is None:
+        return ""
+    when = local(str(found.get("at", "")), "%Y-%m-%d")
+    return (
+        f" [corrected to {found.get('value')} by {found.get('by')} on {when}: "
+        f"{found.get('reason')}]"
+    )
+
+
 def session_fields(session: SessionRecord) -> list[tuple[str, str]]:
-    """(label, value) pairs of everything the session started and ended with."""
+    """(label, value) pairs of everything the session started and ended with; a later
+    correction is shown beside the recorded value, never instead of it."""
     client = session.client_code + (f" ({session.client_name})" if session.client_name else "")
     outcome = session.outcome + (f" — {session.outcome_reason}" if session.outcome_reason else "")
     zones = ", ".join(session.planned_zones) or "all"
+    last_known = (
+        [("Last known", local(session.last_known_at, "%Y-%m-%d %H:%M:%S") + " (estimated)")]
+        if session.last_known_at
+        else []
+    )
     return [
         ("Session", str(session.id)),
         ("Client", client),
@@ -46,8 +64,13 @@ def session_fields(session: SessionRecord) -> list[tuple[str, str]]:
             f"{session.protocol_id} v{session.protocol_version} — {session.protocol_title}",
         ),
         ("Protocol SHA-256", session.protocol_sha256),
-        ("Serum", f"{session.serum_name} (lot {session.serum_lot or '—'})"),
-        ("Practitioner", session.practitioner),
+        (
+            "Serum",
+            f"{session.serum_name} (lot {session.serum_lot or '—'})"
+            + amendment_note(session, "serum_name")
+            + amendment_note(session, "serum_lot"),
+        ),
+        ("Practitioner", session.practitioner + amendment_note(session, "practitioner")),
         (
             "Device",
             f"{session.device_model} {session.device_serial}, firmware {session.device_firmware}",
@@ -55,6 +78,7 @@ def session_fields(session: SessionRecord) -> list[tuple[str, str]]:
         ("Port", session.device_port or "—"),
         ("Started", local(session.started_at, "%Y-%m-%d %H:%M:%S")),
         ("Ended", local(session.ended_at, "%Y-%m-%d %H:%M:%S") or "still running"),
+        *last_known,
         ("Outcome", outcome),
         ("Planned zones", zones),
     ]
@@ -102,7 +126,7 @@ def step_lines(steps: list[StepRecord]) -> list[StepLine]:
                 step.kind,
                 step.zone or "—",
                 fmt_ms(step.planned_ms) if step.planned_ms is not None else "—",
-                fmt_ms(step.delivered_ms),
+                fmt_ms(step.delivered_ms) + (" (estimated)" if step.delivered_estimated else ""),
                 holds,
                 result,
             )

@@ -243,7 +243,13 @@ async def test_export_json_and_csv_to_the_exports_folder(
         assert document["sessions"][0]["simulated"] is True
         assert stat.S_IMODE(json_path.stat().st_mode) == 0o600
         status = text_of(screen.query_one("#records-status", Static))
-        assert status == f"Exported to {json_path}"
+        chain = document["chain"]
+        assert status == (
+            f"Exported to {json_path}; chain head {chain['head_hash']}, {chain['events']} events "
+            "(verified)"
+        )
+        anchor = json.loads((json_path.parent.parent / "chain-anchor.json").read_text())
+        assert (anchor["head"], anchor["events"]) == (chain["head_hash"], chain["events"])
 
         # The same export again does not overwrite the first one.
         before = screen.last_export

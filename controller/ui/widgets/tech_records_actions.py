@@ -18,7 +18,7 @@ from textual.screen import Screen
 from controller.records import RecordsError, RecordStore, VerifyReport
 from controller.ui.widgets.tech_background import Failed, run_in_background
 from controller.ui.widgets.tech_choice_dialog import ChoiceDialog
-from controller.ui.widgets.tech_records_model import describe_export, export_sessions
+from controller.ui.widgets.tech_records_model import Exported, describe_export, export_sessions
 
 #: Called with (message, ok) to show the outcome on the screen.
 Report = Callable[[str, bool], None]
@@ -37,13 +37,13 @@ def do_export(
     where the files went, or why nothing was written, and pass the paths to ``exported``."""
     report(f"Exporting {len(session_ids)} session(s) as {fmt.upper()}…", True)
 
-    def export() -> list[Path] | str:
+    def export() -> Exported | str:
         try:
             return export_sessions(store, session_ids, fmt)
         except (RecordsError, OSError, ValueError) as exc:
             return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
-    def finished(outcome: list[Path] | str | Failed) -> None:
+    def finished(outcome: Exported | str | Failed) -> None:
         if not screen.is_attached:
             return
         if isinstance(outcome, Failed | str):
@@ -54,7 +54,7 @@ def do_export(
         report(message, True)
         screen.notify(message, title="Exported", timeout=8)
         if exported is not None:
-            exported(outcome)
+            exported(outcome.paths)
 
     run_in_background(screen.app, "epm-ui-export", export, finished)
 
@@ -88,12 +88,12 @@ def ask_export(
 
 def show_report(screen: Screen[Any], report: VerifyReport, status: Report) -> None:
     """Show a verification result: green when intact, a lasting error when tampered."""
-    status(report.describe(), report.ok)
+    status(report.headline(), report.ok)
     if report.ok:
         screen.notify(report.describe(), title="Records verified")
     else:
         screen.notify(
-            report.describe() + " — keep the data folder as it is, tell the clinic's "
+            report.describe() + "\nKeep the data folder as it is, tell the clinic's "
             "responsible person, and compare with the head hash of an earlier export",
             title="Event log TAMPERED",
             severity="error",

@@ -15,12 +15,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from controller.records import RecordStore, SessionRecord, StepRecord
 from controller.records.export import (
     export_json,
-    open_private,
     session_csv_paths,
+    write_private,
     write_session_csv_files,
     write_sessions_csv,
 )
@@ -141,21 +142,33 @@ def _free(folder: Path, stem: str, suffix: str, csv_tables: bool = False) -> Pat
     while True:
         name = f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}"
         path = folder / name
+        # lexists: a dangling symlink is taken too (never written through)
         taken = (
-            any(p.exists() for p in session_csv_paths(path).values())
+            any(os.path.lexists(p) for p in session_csv_paths(path).values())
             if csv_tables
-            else path.exists()
+            else os.path.lexists(path)
         )
         if not taken:
             return path
         n += 1
 
 
-def export_sessions(store: RecordStore, session_ids: Sequence[int], fmt: str) -> list[Path]:
-    """Export the sessions as ``json`` or ``csv`` into :func:`exports_dir`; the files written.
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote, and the chain's head and count it printed."""
+
+    paths: list[Path]
+    chain: str
+
+
+def export_sessions(store: RecordStore, session_ids: Sequence[int], fmt: str) -> Exported:
+    """Export the sessions as ``json`` or ``csv`` into :func:`exports_dir`.
 
     One session as CSV gives its four tables (session, steps, events, telemetry); several
-    sessions as CSV give one row per session; JSON is one document either way.
+    sessions as CSV give one row per session; JSON is one document either way. Files are
+    written atomically, mode 0600, never over an existing name. The records are verified
+    first; the head and event count go into the export and, when verify passed, become the
+    saved anchor (docs/records.md).
     """
     if not session_ids:
         raise ValueError("no session is selected: there is nothing to export")
@@ -165,27 +178,36 @@ def export_sessions(store: RecordStore, session_ids: Sequence[int], fmt: str) ->
     stamp = _stamp(store)
     stem = f"session-{session_ids[0]}" if len(session_ids) == 1 else "sessions"
     stem = f"{stem}-{stamp}"
+    report, saved = store.save_anchor("records export")
+    chain = (
+        f"{saved.line()} (verified)"
+        if saved is not None
+        else f"chain head {report.head_hash}, {report.events} events — VERIFY FAILED"
+    )
     if fmt == "json":
         path = _free(folder, stem, ".json")
-        document = export_json(store, list(session_ids))
-        with open_private(path) as out:
+        document = export_json(store, list(session_ids), report=report)
+
+        def write_json(out: TextIO) -> None:
             json.dump(document, out, indent=2, ensure_ascii=False)
             out.write("\n")
-        return [path]
+
+        return Exported([write_private(path, write_json)], chain)
     if len(session_ids) == 1:
         path = _free(folder, stem, ".csv", csv_tables=True)
-        return write_session_csv_files(store, session_ids[0], path)
+        return Exported(write_session_csv_files(store, session_ids[0], path), chain)
     path = _free(folder, stem, ".csv")
     sessions = [store.get_session(sid) for sid in session_ids]
-    with open_private(path) as out:
-        write_sessions_csv(sessions, out)
-    return [path]
+    return Exported([write_private(path, lambda out: write_sessions_csv(sessions, out))], chain)
 
 
-def describe_export(paths: Sequence[Path]) -> str:
-    """Where an export went, for the status line."""
+def describe_export(exported: Exported) -> str:
+    """Where an export went and the chain's head and count, for the status line."""
+    paths = exported.paths
     if len(paths) == 1:
-        return f"Exported to {paths[0]}"
-    return f"Exported {len(paths)} files to {paths[0].parent}{os.sep}: " + ", ".join(
-        p.name for p in paths
-    )
+        where = f"Exported to {paths[0]}"
+    else:
+        where = f"Exported {len(paths)} files to {paths[0].parent}{os.sep}: " + ", ".join(
+            p.name for p in paths
+        )
+    return f"{where}; {exported.chain}"

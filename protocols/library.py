@@ -7,28 +7,34 @@ from collections import defaultdict
 from importlib import resources
 from pathlib import Path
 
-from protocols.loader import Analysis, LoadResult, analyse_file
+from protocols.loader import Analysis, LoadResult, analyse_file, unreadable
 from protocols.locate import position
-from protocols.problem import Problem, Severity, sort_key
+from protocols.problem import Problem, Severity, capped
 
 SUFFIXES = (".yaml", ".yml")
 
 
 def protocol_files(folder: str | Path) -> list[Path]:
-    """The protocol files of ``folder`` (``*.yaml`` and ``*.yml``), sorted by name."""
-    return sorted(
-        path for path in Path(folder).iterdir() if path.suffix in SUFFIXES and path.is_file()
-    )
+    """Every entry of ``folder`` named ``*.yaml`` or ``*.yml``, sorted by name.
+
+    Not only regular files: a folder, a named pipe or a dangling link with such a name is
+    listed too, so that the library reports it as unreadable instead of hiding it.
+    """
+    return sorted(path for path in Path(folder).iterdir() if path.suffix in SUFFIXES)
 
 
 def load_library(folder: str | Path) -> list[LoadResult]:
-    """Load every protocol file of ``folder``.
+    """Load every protocol file of ``folder``; raises only when the folder cannot be listed.
+
+    Each entry named ``*.yaml`` or ``*.yml`` gives one result, also one that is not a readable
+    file (one "unreadable" error) and one whose checking failed unexpectedly (one "internal"
+    error): one bad file never hides the others.
 
     Two files with the same ``id`` and ``version`` but different bytes are an error in both:
     a session record names its protocol by id, version and SHA-256, and one identity must
     mean one content.
     """
-    analyses = [analyse_file(path) for path in protocol_files(folder)]
+    analyses = [_analyse(path) for path in protocol_files(folder)]
     claims: dict[tuple[str, int], list[Analysis]] = defaultdict(list)
     for analysis in analyses:
         result = analysis.result
@@ -46,6 +52,18 @@ def load_library(folder: str | Path) -> list[LoadResult]:
                 names = ", ".join(shown)
                 extra[id(mine)].append(_duplicate(mine, identifier, version, names))
     return [_with(analysis, extra.get(id(analysis), [])) for analysis in analyses]
+
+
+def _analyse(path: Path) -> Analysis:
+    try:
+        return analyse_file(path)
+    except Exception as exc:  # one broken file must not hide the others
+        return unreadable(
+            path,
+            f"{path.name} could not be checked: epm failed on it ({type(exc).__name__}); "
+            "check it on its own with epm validate, and report the problem with the file",
+            code="internal",
+        )
 
 
 def _duplicate(analysis: Analysis, identifier: str, version: int, others: str) -> Problem:
@@ -67,7 +85,7 @@ def _with(analysis: Analysis, problems: list[Problem]) -> LoadResult:
     result = analysis.result
     if not problems:
         return result
-    merged = tuple(sorted((*result.problems, *problems), key=sort_key))
+    merged = capped((*analysis.all_problems, *problems), more=analysis.truncated)
     return dataclasses.replace(result, problems=merged, protocol=None)
 
 

@@ -234,10 +234,16 @@ def _range_message(kind: str, value: object, ctx: Mapping[str, Any], name: str) 
     unit = unit_of(name)
     limit_of = {"less_than_equal": "le", "less_than": "lt", "greater_than_equal": "ge"}
     limit = _whole(ctx.get(limit_of.get(kind, "gt")))
-    shown = units.with_unit(value, unit) if isinstance(value, int | float) else show(value)
+    if isinstance(value, int | float) and isinstance(limit, int | float):
+        # never "0.5 mA is below the minimum of 0.5 mA" for 0.4999999
+        shown = units.with_unit(value, unit, against=limit)
+        bound = units.with_unit(limit, unit, against=value)
+    else:
+        shown = units.with_unit(value, unit) if isinstance(value, int | float) else show(value)
+        bound = units.with_unit(limit, unit)
     if kind in ("less_than_equal", "less_than"):
-        return f"{shown} is above the maximum of {units.with_unit(limit, unit)}"
-    return f"{shown} is below the minimum of {units.with_unit(limit, unit)}"
+        return f"{shown} is above the maximum of {bound}"
+    return f"{shown} is below the minimum of {bound}"
 
 
 def _unknown_field(loc: Loc, name: str, model: type[BaseModel] | None) -> Issue:

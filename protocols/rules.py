@@ -18,7 +18,7 @@ from typing import TypeVar
 from protocols import units
 from protocols.enums import HANDPIECE_AREA_CM2, Handpiece, Polarity, Status, Waveform
 from protocols.problem import Severity
-from protocols.units import Limit, fmt, fmt_minutes, to_units
+from protocols.units import Limit, fmt, fmt_against, fmt_minutes, to_units
 
 Loc = tuple[str | int, ...]
 E = TypeVar("E", bound=StrEnum)
@@ -161,7 +161,8 @@ def check_delivery_step(
             Issue(
                 (*loc, "amplitude_v"),
                 "amplitude_above_max",
-                f"{fmt(amp)} V is above amplitude_max_v ({fmt(amp_max)} V): the starting "
+                f"{fmt_against(amp, amp_max)} V is above amplitude_max_v "
+                f"({fmt_against(amp_max, amp)} V): the starting "
                 "amplitude must not exceed the step's maximum; lower amplitude_v or raise "
                 "amplitude_max_v",
             )
@@ -172,7 +173,8 @@ def check_delivery_step(
                 Issue(
                     (*loc, key),
                     "amplitude_high",
-                    f"{fmt(value)} V is above {fmt(units.AMPLITUDE_WARN_ABOVE_V)} V (soft "
+                    f"{fmt_against(value, units.AMPLITUDE_WARN_ABOVE_V)} V is above "
+                    f"{fmt(units.AMPLITUDE_WARN_ABOVE_V)} V (soft "
                     "limit): above about 50 V the skin barrier itself is porated; check that "
                     "this amplitude is intended",
                     Severity.WARNING,
@@ -184,8 +186,9 @@ def check_delivery_step(
             Issue(
                 (*burst_loc, "on_ms"),
                 "burst_too_short",
-                f"{fmt(on_ms)} ms is too short to hold one pulse at {fmt(freq)} Hz: a burst "
-                f"must last at least 1000 / frequency_hz = {fmt(min_burst_on_ms(freq))} ms",
+                f"{fmt_against(on_ms, min_burst_on_ms(freq))} ms is too short to hold one "
+                f"pulse at {fmt(freq)} Hz: a burst must last at least 1000 / frequency_hz = "
+                f"{fmt_against(min_burst_on_ms(freq), on_ms)} ms",
             )
         )
 
@@ -198,7 +201,7 @@ def check_delivery_step(
                 Issue(
                     (*loc, "pulse_width_us"),
                     "duty_cycle",
-                    f"duty cycle {fmt(duty)} is above the maximum of "
+                    f"duty cycle {fmt_against(duty, units.MAX_DUTY_CYCLE)} is above the maximum of "
                     f"{fmt(units.MAX_DUTY_CYCLE)} (pulse_width_us × frequency_hz × phases "
                     f"/ 1e6 = {fmt(pulse)} µs × {fmt(freq)} Hz × {phases}): use pulses of at "
                     f"most {most_pulse} µs at this frequency, or at most {most_freq} Hz at "
@@ -217,8 +220,9 @@ def check_delivery_step(
                 Issue(
                     (*loc, "current_limit_ma"),
                     "current_density",
-                    f"{fmt(current)} mA exceeds {units.MAX_CURRENT_MA_PER_CM2:g} mA/cm² on "
-                    f"{handpiece} ({fmt(area)} cm²): at most {fmt(limit)} mA",
+                    f"{fmt_against(current, limit)} mA exceeds "
+                    f"{units.MAX_CURRENT_MA_PER_CM2:g} mA/cm² on {handpiece} ({fmt(area)} cm²): "
+                    f"at most {fmt(limit)} mA",
                 )
             )
 
@@ -242,7 +246,8 @@ def check_delivery_step(
                     "net_dc",
                     f"a monophasic {polarity} waveform carries direct current: "
                     f"{fmt(current)} mA × √{fmt(duty)} (duty) / {fmt(area)} cm² = "
-                    f"{fmt(density)} mA/cm², above the maximum of "
+                    f"{fmt_against(density, units.MAX_NET_DC_MA_PER_CM2)} mA/cm², above the "
+                    "maximum of "
                     f"{fmt(units.MAX_NET_DC_MA_PER_CM2)} mA/cm²; lower current_limit_ma to "
                     f"at most {math.floor(most * 100) / 100:g} mA, shorten the pulses, or use "
                     "alternate_pulse, alternate_burst or a biphasic waveform",
@@ -254,8 +259,9 @@ def check_delivery_step(
             Issue(
                 (*loc, "ramp_up_s"),
                 "ramp_too_long",
-                f"{fmt(ramp_up)} s is more than half of duration_s ({fmt(duration)} s): at most "
-                f"{fmt(duration / 2)} s, so that the step spends time at full amplitude",
+                f"{fmt_against(ramp_up, duration / 2)} s is more than half of duration_s "
+                f"({fmt(duration)} s): at most {fmt_against(duration / 2, ramp_up)} s, so that "
+                "the step spends time at full amplitude",
             )
         )
     if ramp_up is not None and ramp_up < units.RAMP_UP_WARN_BELOW_S:
@@ -263,7 +269,8 @@ def check_delivery_step(
             Issue(
                 (*loc, "ramp_up_s"),
                 "ramp_up_short",
-                f"{fmt(ramp_up)} s is below {fmt(units.RAMP_UP_WARN_BELOW_S)} s (soft limit): "
+                f"{fmt_against(ramp_up, units.RAMP_UP_WARN_BELOW_S)} s is below "
+                f"{fmt(units.RAMP_UP_WARN_BELOW_S)} s (soft limit): "
                 "output that starts this abruptly can startle the client; check it is intended",
                 Severity.WARNING,
             )
@@ -287,7 +294,8 @@ def check_pulse_energy(
         Issue(
             loc,
             "pulse_energy",
-            f"one pulse delivers {fmt(energy)} mJ into {fmt(units.LOAD_OHM)} Ω "
+            f"one pulse delivers {fmt_against(energy, units.MAX_PULSE_ENERGY_MJ)} mJ into "
+            f"{fmt(units.LOAD_OHM)} Ω "
             f"(amplitude_max_v² / 500 Ω × pulse width × phases = {fmt(amplitude_max_v)} V² / "
             f"500 Ω × {fmt(pulse_width_us)} µs × {phases}), above the maximum of "
             f"{fmt(units.MAX_PULSE_ENERGY_MJ)} mJ; lower amplitude_max_v or pulse_width_us",
@@ -466,7 +474,8 @@ def _steps_rules(
                 ("steps",),
                 "total_delivery_time",
                 f"the delivery steps add up to {fmt_minutes(known_delivery)} "
-                f"({fmt(known_delivery)} s), above the maximum of "
+                f"({fmt_against(known_delivery, units.MAX_TOTAL_DELIVERY_S)} s), above the "
+                "maximum of "
                 f"{fmt_minutes(units.MAX_TOTAL_DELIVERY_S)}: shorten or remove delivery steps",
             )
         )

@@ -28,8 +28,28 @@ def fmt(value: float) -> str:
     return repr(rounded)
 
 
-def with_unit(value: float, unit: str) -> str:
-    return f"{fmt(value)} {unit}".rstrip()
+def fmt_against(value: float, other: float) -> str:
+    """``value`` as :func:`fmt` writes it, with as many more digits as it takes not to read as
+    ``other`` (the limit it is compared with, or the value a limit is compared with) when the
+    two differ: 0.4999999 against 0.5 is "0.4999999", not "0.5"."""
+    shown = fmt(value)
+    if isinstance(value, bool) or value == other or not math.isfinite(value):
+        return shown
+    if not math.isfinite(other) or float(shown) != float(fmt(other)):
+        return shown
+    for digits in range(4, 18):
+        shown = f"{value:.{digits}g}"
+        if float(shown) != float(f"{other:.{digits}g}"):
+            break
+    if "e" in shown:  # digits, not an exponent, as the technician wrote the value
+        shown = repr(float(value))
+    return shown
+
+
+def with_unit(value: float, unit: str, against: float | None = None) -> str:
+    """``value`` and its unit; ``against``: the limit it is compared with (see fmt_against)."""
+    shown = fmt(value) if against is None else fmt_against(value, against)
+    return f"{shown} {unit}".rstrip()
 
 
 def fmt_minutes(seconds: float) -> str:

@@ -35,7 +35,10 @@ def add_parser(subparsers: Any) -> None:
         "--format",
         choices=("text", "json"),
         default="text",
-        help="text for people (default); json: a list of problems for tools",
+        help=(
+            "text for people (default); json for tools: every file with its verdict, id, "
+            "version, SHA-256 and problems, and a summary"
+        ),
     )
 
 
@@ -68,13 +71,41 @@ def run(args: argparse.Namespace) -> int:
             results.append(load_protocol(path))
 
     if args.format == "json":
-        problems = [problem.to_dict() for result in results for problem in result.problems]
-        print(json.dumps(problems, indent=2, ensure_ascii=False))
+        print(json.dumps(json_report(results), indent=2, ensure_ascii=False))
     else:
         for result in results:
             print_result(result)
         print(summary(results))
     return EXIT_OK if all(result.ok for result in results) else EXIT_INVALID
+
+
+def json_report(results: list[LoadResult]) -> dict[str, Any]:
+    """Every file with its verdict, identity and problems, and the counts over all of them.
+
+    ``id`` and ``version`` are those written in the file (also for an invalid file, when they
+    have the right type; otherwise null); ``sha256`` is that of the file's bytes (null when
+    they could not be read, or the file is too large).
+    """
+    files = [
+        {
+            "path": str(result.path),
+            "verdict": "valid" if result.ok else "invalid",
+            "id": result.protocol.id if result.protocol is not None else result.id,
+            "version": result.protocol.version if result.protocol is not None else result.version,
+            "sha256": result.sha256,
+            "problems": [problem.to_dict() for problem in result.problems],
+        }
+        for result in results
+    ]
+    valid = sum(1 for result in results if result.ok)
+    summary = {
+        "files": len(results),
+        "valid": valid,
+        "invalid": len(results) - valid,
+        "errors": sum(len(result.errors) for result in results),
+        "warnings": sum(len(result.warnings) for result in results),
+    }
+    return {"files": files, "summary": summary}
 
 
 def problem_line(problem: Problem) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -77,7 +78,17 @@ def test_validate_without_paths_as_json_checks_the_bundled_library(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["validate", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []
+    report = json.loads(capsys.readouterr().out)
+    library = protocols.load_library(protocols.bundled_library_path())
+    assert [entry["path"] for entry in report["files"]] == [str(r.path) for r in library]
+    assert {entry["verdict"] for entry in report["files"]} == {"valid"}
+    assert report["summary"] == {
+        "files": len(library),
+        "valid": len(library),
+        "invalid": 0,
+        "errors": 0,
+        "warnings": 0,
+    }
 
 
 def test_folder_is_checked_as_a_library(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,17 +101,28 @@ def test_folder_is_checked_as_a_library(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--format", "json", str(BAD), str(WARN), str(BASE)]) == 1
-    problems = json.loads(capsys.readouterr().out)
-    assert problems == [
-        {
-            "file": str(BAD),
-            "line": 52,
-            "column": 5,
-            "path": "steps → step 4 (delivery, crown) → pulse_width_us",
-            "severity": "error",
-            "code": "out_of_range",
-            "message": "2500 µs is above the maximum of 2000 µs",
-        },
+    report = json.loads(capsys.readouterr().out)
+    bad, warn, base = report["files"]
+    assert bad == {
+        "path": str(BAD),
+        "verdict": "invalid",
+        "id": "aga-early-scalp",
+        "version": 3,
+        "sha256": hashlib.sha256(BAD.read_bytes()).hexdigest(),
+        "problems": [
+            {
+                "file": str(BAD),
+                "line": 52,
+                "column": 5,
+                "path": "steps → step 4 (delivery, crown) → pulse_width_us",
+                "severity": "error",
+                "code": "out_of_range",
+                "message": "2500 µs is above the maximum of 2000 µs",
+            }
+        ],
+    }
+    assert (warn["path"], warn["verdict"]) == (str(WARN), "valid")
+    assert warn["problems"] == [
         {
             "file": str(WARN),
             "line": 55,
@@ -108,14 +130,61 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
             "path": "steps → step 4 (delivery, crown) → ramp_up_s",
             "severity": "warning",
             "code": "ramp_up_short",
-            "message": problems[1]["message"],
+            "message": warn["problems"][0]["message"],
         },
+    ]
+    assert (base["verdict"], base["problems"]) == ("valid", [])
+    assert report["summary"] == {"files": 3, "valid": 2, "invalid": 1, "errors": 1, "warnings": 1}
+
+
+def test_json_output_of_a_valid_file_gives_its_identity(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["validate", "--format", "json", str(BASE)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["files"] == [
+        {
+            "path": str(BASE),
+            "verdict": "valid",
+            "id": "aga-early-scalp",
+            "version": 3,
+            "sha256": hashlib.sha256(BASE.read_bytes()).hexdigest(),
+            "problems": [],
+        }
     ]
 
 
-def test_json_output_of_valid_files_is_an_empty_list(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", "--format", "json", str(BASE)]) == 0
-    assert json.loads(capsys.readouterr().out) == []
+def test_json_output_of_an_unreadable_file_has_no_identity(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    shutil.copy(BASE, folder / "good.yaml")
+    (folder / "dangling.yaml").symlink_to(tmp_path / "gone.yaml")
+    assert main(["validate", "--format", "json", str(folder)]) == 1
+    dangling, good = json.loads(capsys.readouterr().out)["files"]
+    assert (dangling["verdict"], dangling["id"], dangling["version"], dangling["sha256"]) == (
+        "invalid",
+        None,
+        None,
+        None,
+    )
+    assert [p["code"] for p in dangling["problems"]] == ["unreadable"]
+    assert good["verdict"] == "valid"
+
+
+def test_folder_with_a_broken_file_lists_every_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = DATA / "library-broken"
+    assert main(["validate", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert f"{folder / 'good.yaml'}: valid" in out
+    assert (
+        f"{folder / 'leap-day.yaml'}:9:14: approved_on: 2026-02-29 is not a date: "
+        "February 2026 has 28 days"
+    ) in out
+    assert out.rstrip().endswith("2 files: 1 valid, 1 invalid (1 error)")
 
 
 def test_syntax_error_is_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,6 +77,9 @@ EXPECTED: dict[str, list[tuple[str, str, int, int, str]]] = {
     "bad/frequency-out-of-range.yaml": [(E, "out_of_range", 53, 5, f"{STEP4} → frequency_hz")],
     "bad/burst-on-out-of-range.yaml": [(E, "out_of_range", 54, 13, f"{STEP4} → burst → on_ms")],
     "bad/burst-off-out-of-range.yaml": [(E, "out_of_range", 54, 25, f"{STEP4} → burst → off_ms")],
+    "bad/current-limit-just-below.yaml": [
+        (E, "out_of_range", 57, 5, f"{STEP4} → current_limit_ma")
+    ],
     "bad/ramp-up-out-of-range.yaml": [(E, "out_of_range", 55, 5, f"{STEP4} → ramp_up_s")],
     "bad/ramp-down-out-of-range.yaml": [(E, "out_of_range", 56, 5, f"{STEP4} → ramp_down_s")],
     "bad/current-limit-out-of-range.yaml": [
@@ -117,7 +120,11 @@ EXPECTED: dict[str, list[tuple[str, str, int, int, str]]] = {
     "syntax/not-a-mapping-scalar.yaml": [(E, "not_a_mapping", 1, 1, "")],
     "syntax/empty.yaml": [(E, "empty_file", 1, 1, "")],
     "syntax/comments-only.yaml": [(E, "empty_file", 1, 1, "")],
-    "syntax/not-utf8.yaml": [(E, "not_utf8", 1, 1, "")],
+    "syntax/not-utf8.yaml": [(E, "not_utf8", 5, 12, "")],
+    "syntax/impossible-date.yaml": [(E, "not_a_date", 9, 14, "approved_on")],
+    "syntax/not-decimal.yaml": [(E, "not_decimal", 52, 21, f"{STEP4} → pulse_width_us")],
+    "syntax/tab-after-colon.yaml": [(E, "yaml_syntax", 24, 16, "")],
+    "syntax/too-deep.yaml": [(E, "too_deep", 63, 57, "")],
 }
 
 
@@ -204,7 +211,12 @@ MESSAGE_PARTS = {
     "syntax/tab.yaml": ["tab", "spaces"],
     "syntax/unclosed-quote.yaml": ["quote", "never closed"],
     "syntax/tag.yaml": ['"!!int"'],
-    "syntax/not-utf8.yaml": ["UTF-8", "line 5"],
+    "syntax/not-utf8.yaml": ["UTF-8", "byte 0xE9"],
+    "syntax/impossible-date.yaml": ["2026-02-29 is not a date: February 2026 has 28 days"],
+    "syntax/not-decimal.yaml": ["0x1F4 is not a plain decimal number: write 500"],
+    "syntax/tab-after-colon.yaml": ['a tab character after the ":"', "use a space"],
+    "syntax/too-deep.yaml": ["more than 50 levels"],
+    "bad/current-limit-just-below.yaml": ["0.4999999 mA is below the minimum of 0.5 mA"],
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ YAML_CHARS = ":{}[]-#&*!'\"\t\n ,?|>%@`~0123456789.eE+abcxyz_é\x00\x85\u2028"
 
 def check_report(result: LoadResult, source: bytes) -> None:
     """What every load must give: located, coded problems and a consistent verdict."""
-    lines = source.count(b"\n") + 2
+    lines = len(re.findall(rb"\r\n|\r|\n", source)) + 2  # YAML's line breaks
     for problem in result.problems:
         assert problem.line >= 1
         assert problem.column >= 1

@@ -71,18 +71,35 @@ class LibraryEntry:
             return f"{self.result.path.name} (invalid file)"
         return f"{protocol.title} (v{protocol.version})"
 
+    @property
+    def detail(self) -> str:
+        """An invalid file's first error, ``line 9: ...`` (empty for a valid protocol)."""
+        if self.result.protocol is not None or not self.result.errors:
+            return ""
+        first = self.result.errors[0]
+        return f"line {first.line}: {first.message}"
+
 
 def read_library(
     folder: Path, simulated: bool, store: RecordStore, attached: str
 ) -> tuple[list[LibraryEntry], str]:
     """Every protocol of ``folder`` with why it may not run here, the usual choice first:
     runnable ones, those for the ``attached`` handpiece before the others, then by title.
-    Returns the entries and an error sentence (empty when the folder was read)."""
+    Returns the entries and an error sentence (empty when the folder was read).
+
+    Never raises: a file that cannot be read is an invalid entry (``load_library`` reports
+    it), and anything else going wrong is the error sentence, so the screen never waits for
+    a library that will not come."""
     try:
         results = load_library(folder)
     except OSError as exc:
         return [], (
             f"The protocol library {folder} cannot be read: {exc}. Start epm with --library FOLDER."
+        )
+    except Exception as exc:  # the screen must get an answer
+        return [], (
+            f"The protocol library {folder} cannot be read: epm failed on it "
+            f"({type(exc).__name__}). Check it with: epm validate {folder}"
         )
     entries = []
     for result in results:
@@ -90,6 +107,8 @@ def read_library(
             refusals = tuple(check_runnable(result, simulated, store))
         except RecordsError as exc:
             refusals = (f"the approval records cannot be read: {exc}",)
+        except Exception as exc:  # one odd result must not hide the others
+            refusals = (f"the file cannot be checked here ({type(exc).__name__})",)
         entries.append(LibraryEntry(result, refusals))
     entries.sort(
         key=lambda e: (
@@ -215,6 +234,8 @@ class NewSessionScreen(Screen[None]):
             prompt = Text(entry.label)
             if not entry.runnable:
                 prompt.append("  — cannot run here (see why below)", style="italic")
+            if entry.detail:
+                prompt.append(f"\n    {entry.detail}", style="dim")
             protocol_list.add_option(Option(prompt, id=f"p{n}"))
         if entries:
             protocol_list.highlighted = 0

@@ -11,6 +11,7 @@ ignoring case and spacing) is a warning: the approval goes ahead and records ``-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,11 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from controller.records import RecordsError, RecordStore
-    from controller.records.approvals import ApprovalRefusedError, approve
+    from controller.records.approvals import ApprovalRefusedError, approval_refusals, approve
     from controller.records.models import local
 
     path = Path(args.file)
-    if not path.is_file():
+    if not os.path.lexists(path):  # anything else (a folder, a pipe) the loader names
         print(
             f"epm approve: error: {path}: no such file; give the path of a protocol YAML file",
             file=sys.stderr,
@@ -78,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning.format()}", file=sys.stderr)
     try:
+        # Refused before any database is opened: one is created only to record an approval.
+        refusals = approval_refusals(result)
+        if refusals:
+            raise ApprovalRefusedError(refusals)
         with RecordStore.open(args.data_dir, exclusive=False) as store:
             approval, new = approve(store, result, path, args.by)
             where = store.path

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import signal
 import threading
@@ -164,7 +165,7 @@ def run_headless(options: HeadlessOptions, out: TextIO) -> int:
                 emit, f"--sim-speed {options.sim_speed:g} must be positive, e.g. 1 or 300"
             )
         path = Path(options.protocol)
-        if not path.is_file():
+        if not os.path.lexists(path):  # a folder or a pipe: the loader says what it is
             return _refused(emit, f"protocol file {path} does not exist; check the path")
         load_result = load_protocol(path)
         if not load_result.ok or load_result.protocol is None:

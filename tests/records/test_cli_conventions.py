@@ -294,3 +294,15 @@ def test_approve_by_matching_the_file_up_to_case_and_spaces_does_not_warn(
     )
     assert code == 0 and out.startswith("approved:")
     assert "differs" not in err and "warning" not in err
+
+
+def test_a_refused_approval_creates_no_database(cli: Any, tmp_path: Path) -> None:
+    import os
+
+    pipe = tmp_path / "pipe.yaml"
+    os.mkfifo(pipe)
+    folder = tmp_path / "records"
+    code, _, err = cli("approve", str(pipe), "--by", "Head technician", "--data-dir", str(folder))
+    assert code == 1
+    assert "not a regular file (a named pipe)" in err
+    assert not folder.exists()

@@ -99,6 +99,24 @@ def add_parser(subparsers: Any) -> None:
         "written through)",
     )
 
+    p_amend = sub.add_parser(
+        "amend",
+        parents=[common],
+        help="correct a closed session's serum lot, serum name, practitioner or client name",
+        description=(
+            "Append a correction to a closed session. What was recorded stays as it was; the "
+            "correction is its own hash-chained record, shown beside it."
+        ),
+    )
+    p_amend.add_argument("id", type=_session_id, metavar="ID")
+    field = p_amend.add_mutually_exclusive_group(required=True)
+    field.add_argument("--serum-lot", metavar="LOT")
+    field.add_argument("--serum-name", metavar="NAME")
+    field.add_argument("--practitioner", metavar="NAME")
+    field.add_argument("--client-name", metavar="NAME", help="the client's name (all sessions)")
+    p_amend.add_argument("--by", required=True, metavar="NAME", help="who corrects the record")
+    p_amend.add_argument("--reason", required=True, metavar="TEXT", help="why")
+
     p_verify = sub.add_parser(
         "verify", parents=[common], help="check the event log's hash chain (exit 1 if tampered)"
     )
@@ -117,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
                 return _list(store, args, sys.stdout)
             if action == "show":
                 return _show(store, args.id, args.format, sys.stdout)
+            if action == "amend":
+                return _amend(store, args, sys.stdout)
             if action == "export":
                 return _export(store, args, sys.stdout)
             return _verify(store, args.format, sys.stdout)
@@ -364,6 +384,34 @@ def _write_files(args: argparse.Namespace, write: Callable[[], list[Path]]) -> i
         return EXIT_FAILED
     for path in paths:
         print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- amend ----------------------------------------------------------------------------------------
+
+
+def _amend(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
+    from controller.records import InvalidRecordError
+
+    session = store.get_session(args.id)
+    if session.is_open:
+        raise InvalidRecordError(
+            f"session {args.id} is still running: correct it once it has ended"
+        )
+    if args.client_name is not None:
+        event = store.amend_client_name(
+            session.client_code, args.client_name, by=args.by, reason=args.reason
+        )
+        what = f"client {session.client_code}'s name"
+    else:
+        field = next(
+            f for f in ("serum_lot", "serum_name", "practitioner") if getattr(args, f) is not None
+        )
+        event = store.amend_session(
+            args.id, field, getattr(args, field), by=args.by, reason=args.reason
+        )
+        what = f"session {args.id}'s {field.replace('_', ' ')}"
+    out.write(f"corrected {what}: recorded as event {event.id} (the original is kept)\n")
     return EXIT_OK
 
 

@@ -443,3 +443,21 @@ def test_show_puts_a_correction_beside_the_recorded_value(
     code, out, _ = cli("records", "show", "1", "--data-dir", str(data_dir))
     assert code == 0
     assert "lot LOT-2026-117  [corrected to LOT-2026-118 by Dana on " in out
+
+
+def test_records_amend_appends_a_correction_and_keeps_the_original(
+    cli: Any, filled: RecordStore, data_dir: Path
+) -> None:
+    args = ("--by", "Dana", "--reason", "typo", "--data-dir", str(data_dir))
+    code, out, _ = cli("records", "amend", "1", "--serum-lot", "LOT-9", *args)
+    assert code == 0 and "the original is kept" in out
+    code, out, _ = cli("records", "amend", "1", "--client-name", "Alex Client", *args)
+    assert code == 0
+    session = filled.get_session(1)
+    assert session.serum_lot == "LOT-2026-117" and session.amended("serum_lot") is not None
+    assert session.client_name == "Alex Client"
+    code, out, _ = cli("records", "verify", "--data-dir", str(data_dir))
+    assert code == 0, out
+    running = begin(filled, client_code="C-9")
+    code, _, err = cli("records", "amend", str(running), "--serum-lot", "X", *args)
+    assert code == 1 and "still running" in err

@@ -34,11 +34,15 @@ from controller.records import chain
 from controller.records import validation as check
 from controller.records.db import connect, restrict_side_files, transaction
 from controller.records.errors import (
+    UNREADABLE,
+    DatabaseError,
     InvalidRecordError,
     ReadOnlyStoreError,
+    RecordsError,
     SessionEndedError,
     StoreLockedError,
     UnknownSessionError,
+    unreadable,
 )
 from controller.records.migrations import migrate
 from controller.records.models import EventRow, iso, utc_now
@@ -79,7 +83,16 @@ class StoreCore:
         try:
             self._wconn = connect(self.path)
             try:
-                migrate(self._wconn, str(self.path))
+                try:
+                    migrate(self._wconn, str(self.path))
+                except RecordsError:
+                    raise
+                except UNREADABLE as exc:
+                    raise DatabaseError(
+                        f"the records database {self.path} cannot be upgraded ({exc}): its "
+                        "schema version does not match its tables, so it was changed outside "
+                        "epm. Keep the data folder as evidence and restore a backup"
+                    ) from exc
                 self._rconn = connect(self.path)
             except BaseException:
                 self._wconn.close()
@@ -193,10 +206,23 @@ class StoreCore:
 
     @contextlib.contextmanager
     def read_connection(self) -> Iterator[sqlite3.Connection]:
-        """The read connection, under the read lock (sees everything committed so far)."""
+        """The read connection, under the read lock (sees everything committed so far).
+
+        A database changed or damaged outside epm can hold anything: a value of the wrong type,
+        text that is not UTF-8 or JSON, a malformed page. Whatever that makes a read raise
+        becomes :class:`DatabaseError` (a ``RecordsError``) saying so, never a traceback.
+        """
         with self._rlock:
             self._check_open()
-            yield self._rconn
+            try:
+                yield self._rconn
+            except RecordsError:
+                raise
+            except UNREADABLE as exc:
+                if self._rconn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._rconn.execute("ROLLBACK")
+                raise unreadable(self.path, exc) from exc
 
     def _check_open(self) -> None:
         if self._closed:

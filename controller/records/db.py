@@ -62,7 +62,7 @@ def connect(path: Path) -> sqlite3.Connection:
             isolation_level=None,
             check_same_thread=False,
         )
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, UnicodeError, ValueError) as exc:
         raise DatabaseError(
             f"cannot open the records database {path}: {exc}; check that the folder is "
             "writable by you, or choose another with --data-dir or EPM_HOME"
@@ -79,7 +79,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys = ON")
         # A schema check reads page 1: a file that is not a database fails here, clearly.
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeError, ValueError) as exc:
         conn.close()
         raise DatabaseError(
             f"{path} is not a usable records database ({exc}); move it aside and epm will "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 
 class RecordsError(Exception):
     """Base class: the records could not do what was asked; nothing was half-written."""
@@ -45,3 +48,26 @@ class InvalidRecordError(RecordsError, ValueError):
 
 class SessionEndedError(RecordsError):
     """The session already has its outcome."""
+
+
+#: What reading a database changed or damaged outside epm can raise (a malformed page, text
+#: that is not UTF-8, JSON that is not JSON, a number where text belongs, an infinite float).
+UNREADABLE: tuple[type[BaseException], ...] = (
+    sqlite3.Error,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    UnicodeError,
+)
+
+
+def unreadable(path: Path | str, exc: BaseException) -> DatabaseError:
+    """The error for a read that failed on what the database holds."""
+    return DatabaseError(
+        f"the records database {path} cannot be read here ({type(exc).__name__}: {exc}): it "
+        "was changed or damaged outside epm. Run `epm records verify`, keep the data folder "
+        "as evidence, and restore a backup"
+    )

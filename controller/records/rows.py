@@ -39,8 +39,18 @@ EVENT_SELECT = (
 )
 
 
-def session_row(row: Sequence[Any]) -> SessionRecord:
+def plain_values(table: str, row: Sequence[Any]) -> list[Any]:
+    """``row``'s values, refused (``ValueError``) when one is a BLOB: epm stores none, so one
+    is an edit made outside epm, and it would break every export that shows it."""
     values = list(row)
+    for value in values:
+        if isinstance(value, bytes | bytearray | memoryview):
+            raise ValueError(f"table {table} holds binary data where epm stores text or numbers")
+    return values
+
+
+def session_row(row: Sequence[Any]) -> SessionRecord:
+    values = plain_values("sessions", row)
     values[15] = bool(values[15])  # simulated
     values[16] = json.loads(values[16])  # checklist
     values[17] = json.loads(values[17])  # planned_zones
@@ -48,7 +58,7 @@ def session_row(row: Sequence[Any]) -> SessionRecord:
 
 
 def step_row(row: Sequence[Any]) -> StepRecord:
-    values = list(row)
+    values = plain_values("steps", row)
     values[10] = json.loads(values[10])  # amplitude_changes
     values[13] = bool(values[13])  # skipped
     values[16] = bool(values[16])  # delivered_estimated
@@ -56,6 +66,6 @@ def step_row(row: Sequence[Any]) -> StepRecord:
 
 
 def event_row(row: Sequence[Any]) -> EventRow:
-    values = list(row)
+    values = plain_values("events", row)
     values[6] = json.loads(values[6])  # data
     return EventRow(*values)

@@ -21,6 +21,7 @@ from controller.records import chain, coverage
 from controller.records import validation as check
 from controller.records.anchor import Anchor
 from controller.records.errors import (
+    DatabaseError,
     InvalidRecordError,
     SessionEndedError,
     UnknownClientError,
@@ -196,18 +197,26 @@ class RecordStore(StepRecording, TelemetryRecording):
         seal its closing event committed; approvals against the chain; the saved anchor.
         Every problem is named with its session, table and row (``findings``)."""
         saved = anchor_file.load(self.data_dir)
-        with self.read_connection() as conn:
-            conn.execute("BEGIN")  # one snapshot for the whole walk
-            try:
-                report = chain.verify(conn)
-                sessions = coverage.check_sessions(conn)
-                approvals = coverage.check_approvals(conn)
-                proven = len(coverage.chained_approvals(conn))
-                anchor_problem = (
-                    anchor_file.check(conn, saved) if isinstance(saved, Anchor) else None
-                )
-            finally:
-                conn.execute("COMMIT")
+        try:
+            with self.read_connection() as conn:
+                conn.execute("BEGIN")  # one snapshot for the whole walk
+                try:
+                    report = chain.verify(conn)
+                    sessions = coverage.check_sessions(conn)
+                    approvals = coverage.check_approvals(conn)
+                    proven = len(coverage.chained_approvals(conn))
+                    anchor_problem = (
+                        anchor_file.check(conn, saved) if isinstance(saved, Anchor) else None
+                    )
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("COMMIT")
+        except DatabaseError as exc:
+            # What cannot even be read cannot be vouched for: a failed report, not a crash.
+            finding = coverage.Finding("database", str(exc))
+            return chain.VerifyReport(
+                False, 0, "", reason=str(exc), findings=(finding,), anchor=None
+            )
         findings: list[coverage.Finding] = []
         if not report.ok:
             findings.append(

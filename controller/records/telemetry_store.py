@@ -13,6 +13,7 @@ from typing import Any
 
 from controller.records.core import StoreCore
 from controller.records.models import TelemetrySummary
+from controller.records.rows import plain_values
 from controller.records.telemetry import (
     MAX_PENDING_ROWS,
     ROW_COLUMNS,
@@ -111,7 +112,7 @@ class TelemetryRecording(StoreCore):
                 f"SELECT {', '.join(ROW_COLUMNS)} FROM telemetry WHERE session_id = ? ORDER BY id",
                 (session_id,),
             ).fetchall()
-        return [dict(zip(ROW_COLUMNS, r, strict=True)) for r in rows]
+            return [dict(zip(ROW_COLUMNS, plain_values("telemetry", r), strict=True)) for r in rows]
 
     def telemetry_summary(self, session_id: int) -> TelemetrySummary:
         with self.read_connection() as conn:

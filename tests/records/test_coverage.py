@@ -461,3 +461,18 @@ def test_records_amend_appends_a_correction_and_keeps_the_original(
     running = begin(filled, client_code="C-9")
     code, _, err = cli("records", "amend", str(running), "--serum-lot", "X", *args)
     assert code == 1 and "still running" in err
+
+
+def test_a_value_of_the_wrong_type_is_a_records_error_and_a_failed_verify(
+    filled: RecordStore, attacker: sqlite3.Connection
+) -> None:
+    from controller.records import DatabaseError
+    from controller.records.export import export_json
+
+    attacker.execute("UPDATE steps SET skip_reason = x'00ff' WHERE idx = 3")
+    attacker.execute("UPDATE chain_head SET last_id = 'many'")
+    with pytest.raises(DatabaseError, match="changed or damaged outside epm"):
+        export_json(filled, [1])
+    report = filled.verify_chain()
+    assert not report.ok and report.findings[0].table == "database"
+    assert "changed or damaged outside epm" in report.describe()

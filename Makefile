@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench venv clean help
+.PHONY: run test lint bench fuzz venv clean help
 
 help:
 	@echo "make run    - set up .venv if needed and start epm on the built-in simulator"
 	@echo "make test   - set up .venv if needed, then ruff, mypy and the whole pytest suite"
 	@echo "make bench  - benchmarks (link, codec, session, UI); figures go to stdout"
+	@echo "make fuzz   - seeded mutation fuzzing (protocol files, wire frames, records database)"
 	@echo "make clean  - remove .venv and caches"
 
 $(BIN)/python:
@@ -35,6 +36,9 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+fuzz: $(STAMP)
+	$(BIN)/python -m benchmarks.fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Seeded mutation fuzzing of epm's input boundaries: ``python -m benchmarks.fuzz``."""

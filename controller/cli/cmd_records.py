@@ -204,19 +204,6 @@ def _show(store: RecordStore, session_id: int, fmt: str, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _amended(s: SessionRecord, field: str) -> str:
-    from controller.records.models import local
-
-    found = s.amended(field)
-    if found is None:
-        return ""
-    when = local(str(found.get("at", "")), "%Y-%m-%d")
-    return (
-        f"  [corrected to {found.get('value')} by {found.get('by')} on {when}: "
-        f"{found.get('reason')}]"
-    )
-
-
 def _session_lines(s: SessionRecord) -> list[str]:
     from controller.records.models import local
 
@@ -230,9 +217,9 @@ def _session_lines(s: SessionRecord) -> list[str]:
         f"  protocol      {s.protocol_id} version {s.protocol_version}: {s.protocol_title}",
         f"  sha256        {s.protocol_sha256}",
         f"  serum         {s.serum_name}, lot {s.serum_lot or '(not recorded)'}"
-        + _amended(s, "serum_name")
-        + _amended(s, "serum_lot"),
-        f"  practitioner  {s.practitioner}" + _amended(s, "practitioner"),
+        + s.correction("serum_name")
+        + s.correction("serum_lot"),
+        f"  practitioner  {s.practitioner}" + s.correction("practitioner"),
         f"  device        {s.device_model} {s.device_serial}, firmware {s.device_firmware}, "
         f"boot {s.device_boot_id}, port {s.device_port or '-'}",
         f"  simulated     {'yes' if s.simulated else 'no'}",

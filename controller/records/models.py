@@ -106,6 +106,18 @@ class SessionRecord:
         found = [a for a in self.amendments if a.get("field") == name]
         return found[-1] if found else None
 
+    def correction(self, name: str) -> str:
+        """`` [corrected to X by NAME on DATE: reason]`` to show beside field ``name``'s
+        recorded value (empty when never corrected)."""
+        found = self.amended(name)
+        if found is None:
+            return ""
+        when = local(str(found.get("at", "")), "%Y-%m-%d")
+        return (
+            f" [corrected to {found.get('value')} by {found.get('by')} on {when}: "
+            f"{found.get('reason')}]"
+        )
+
     @property
     def is_open(self) -> bool:
         return self.outcome == "running"

@@ -22,28 +22,9 @@ from controller.records.chain import row_hash
 from controller.records.db import connect
 from controller.records.migrations import MIGRATIONS, migrate
 from controller.records.paths import DB_FILENAME
-from controller.wire import Telemetry
 from protocols import load_protocol
 from tests.records.conftest import FakeClock, FakeMonotonic, begin, drop_triggers, protocol_text
-
-
-def sample(t_ms: int, step_id: int = 2, **fields: int) -> Telemetry:
-    values = {
-        "dseq": t_ms & 0xFFFF,
-        "boot_id": 0x1111,
-        "t_ms": t_ms,
-        "state": 3,
-        "faults": 0,
-        "step_id": step_id,
-        "step_elapsed_ms": t_ms,
-        "amplitude_dv": 400,
-        "current_ua": 2000,
-        "impedance_ohm": 1500,
-        "temperature_dc": 330,
-        "contact": 1,
-    }
-    values.update(fields)
-    return Telemetry(**values)
+from tests.records.test_telemetry import sample
 
 
 def closed_session(store: RecordStore, **overrides: Any) -> int:
@@ -442,7 +423,7 @@ def test_show_puts_a_correction_beside_the_recorded_value(
     filled.amend_session(1, "serum_lot", "LOT-2026-118", by="Dana", reason="typo on the vial")
     code, out, _ = cli("records", "show", "1", "--data-dir", str(data_dir))
     assert code == 0
-    assert "lot LOT-2026-117  [corrected to LOT-2026-118 by Dana on " in out
+    assert "lot LOT-2026-117 [corrected to LOT-2026-118 by Dana on " in out
 
 
 def test_records_amend_appends_a_correction_and_keeps_the_original(

@@ -33,18 +33,6 @@ def sim_marker(session: SessionRecord) -> str:
     )
 
 
-def amendment_note(session: SessionRecord, field: str) -> str:
-    """`` [corrected to X by NAME on DATE: reason]`` beside a recorded value, or empty."""
-    found = session.amended(field)
-    if found is None:
-        return ""
-    when = local(str(found.get("at", "")), "%Y-%m-%d")
-    return (
-        f" [corrected to {found.get('value')} by {found.get('by')} on {when}: "
-        f"{found.get('reason')}]"
-    )
-
-
 def session_fields(session: SessionRecord) -> list[tuple[str, str]]:
     """(label, value) pairs of everything the session started and ended with; a later
     correction is shown beside the recorded value, never instead of it."""
@@ -67,10 +55,10 @@ def session_fields(session: SessionRecord) -> list[tuple[str, str]]:
         (
             "Serum",
             f"{session.serum_name} (lot {session.serum_lot or '—'})"
-            + amendment_note(session, "serum_name")
-            + amendment_note(session, "serum_lot"),
+            + session.correction("serum_name")
+            + session.correction("serum_lot"),
         ),
-        ("Practitioner", session.practitioner + amendment_note(session, "practitioner")),
+        ("Practitioner", session.practitioner + session.correction("practitioner")),
         (
             "Device",
             f"{session.device_model} {session.device_serial}, firmware {session.device_firmware}",

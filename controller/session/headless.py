@@ -29,6 +29,7 @@ fault, 5 link lost, device restarted or another unit answered.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -206,21 +207,29 @@ def _run_with_store(
         reconnect_limit_s=options.reconnect_limit_s,
         manual_speed=options.sim_speed,
     )
-    emit(
-        "start",
-        protocol=load_result.protocol.id,
-        version=load_result.protocol.version,
-        sha256=load_result.sha256,
-        client=options.client,
-        port=url,
-        zones=list(options.zones) if options.zones else None,
-    )
     runner = _Runner(engine, emit)
+    reason = "the headless run ended"
     try:
+        emit(
+            "start",
+            protocol=load_result.protocol.id,
+            version=load_result.protocol.version,
+            sha256=load_result.sha256,
+            client=options.client,
+            port=url,
+            zones=list(options.zones) if options.zones else None,
+        )
         with runner.signals():
             return runner.run()
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            reason = (
+                "standard output was closed (broken pipe): the headless run could no longer "
+                "report, so it stopped the session"
+            )
+        raise
     finally:
-        engine.shutdown("the headless run ended", timeout=15.0)
+        engine.shutdown(reason, timeout=15.0)
         device.close()
 
 

@@ -146,6 +146,7 @@ def test_headless_run_whose_reader_leaves_mid_delivery_ramps_down_and_exits_141(
     assert code == EXIT_BROKEN_PIPE, err
     session, steps, events = _only_session(data)
     assert session.outcome == "stopped"
+    assert "standard output was closed" in (session.outcome_reason or "")
     (step,) = steps
     assert step.outcome == "stopped" and 0 < step.delivered_ms < step.planned_ms
     sent = [e.data["command"] for e in events if e.kind == "command_sent"]

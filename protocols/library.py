@@ -18,9 +18,14 @@ def protocol_files(folder: str | Path) -> list[Path]:
     """Every entry of ``folder`` named ``*.yaml`` or ``*.yml``, sorted by name.
 
     Not only regular files: a folder, a named pipe or a dangling link with such a name is
-    listed too, so that the library reports it as unreadable instead of hiding it.
+    listed too, so that the library reports it as skipped instead of hiding it. Hidden names
+    (``.name.yaml``, an editor's ``.#name.yaml`` lock) are not protocols and are left out.
     """
-    return sorted(path for path in Path(folder).iterdir() if path.suffix in SUFFIXES)
+    return sorted(
+        path
+        for path in Path(folder).iterdir()
+        if path.suffix in SUFFIXES and not path.name.startswith(".")
+    )
 
 
 def load_library(folder: str | Path) -> list[LoadResult]:

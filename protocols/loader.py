@@ -53,6 +53,12 @@ class LoadResult:
         return self.protocol is not None and not self.errors
 
     @property
+    def skipped(self) -> bool:
+        """The entry is not a file that could be read at all (a folder, a named pipe, a link
+        to nothing, no permission): listed as skipped, never checked."""
+        return len(self.problems) == 1 and self.problems[0].code == "unreadable"
+
+    @property
     def identity(self) -> ProtocolIdentity | None:
         if self.protocol is None or self.sha256 is None:
             return None

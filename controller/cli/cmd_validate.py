@@ -89,7 +89,7 @@ def json_report(results: list[LoadResult]) -> dict[str, Any]:
     files = [
         {
             "path": str(result.path),
-            "verdict": "valid" if result.ok else "invalid",
+            "verdict": _verdict(result),
             "id": result.protocol.id if result.protocol is not None else result.id,
             "version": result.protocol.version if result.protocol is not None else result.version,
             "sha256": result.sha256,
@@ -98,10 +98,12 @@ def json_report(results: list[LoadResult]) -> dict[str, Any]:
         for result in results
     ]
     valid = sum(1 for result in results if result.ok)
+    skipped = sum(1 for result in results if result.skipped)
     summary = {
         "files": len(results),
         "valid": valid,
-        "invalid": len(results) - valid,
+        "invalid": len(results) - valid - skipped,
+        "skipped": skipped,
         "errors": sum(len(result.errors) for result in results),
         "warnings": sum(len(result.warnings) for result in results),
     }
@@ -117,9 +119,16 @@ def problem_line(problem: Problem) -> str:
     return where + (f"{problem.path}: {problem.message}" if problem.path else problem.message)
 
 
+def _verdict(result: LoadResult) -> str:
+    """valid, invalid, or skipped (an entry that is not a readable file: never checked)."""
+    if result.ok:
+        return "valid"
+    return "skipped" if result.skipped else "invalid"
+
+
 def print_result(result: LoadResult) -> None:
-    state = "valid" if result.ok else "INVALID"
-    counts = _counts(len(result.errors), len(result.warnings))
+    state = {"valid": "valid", "invalid": "INVALID", "skipped": "SKIPPED"}[_verdict(result)]
+    counts = "" if result.skipped else _counts(len(result.errors), len(result.warnings))
     print(f"{result.path}: {state}" + (f" ({counts})" if counts else ""))
     for problem in (*result.errors, *result.warnings):
         print(f"  {problem_line(problem)}")
@@ -139,11 +148,16 @@ def _counts(errors: int, warnings: int) -> str:
 
 
 def summary(results: list[LoadResult]) -> str:
-    """``3 files: 2 valid, 1 invalid (4 errors, 1 warning)``."""
+    """``3 files: 2 valid, 1 invalid (4 errors, 1 warning)``, ``…, 1 skipped`` when an entry
+    could not be read at all."""
     valid = sum(1 for result in results if result.ok)
-    errors = sum(len(result.errors) for result in results)
+    skipped = sum(1 for result in results if result.skipped)
+    errors = sum(len(result.errors) for result in results if not result.skipped)
     warnings = sum(len(result.warnings) for result in results)
-    line = f"{_plural(len(results), 'file')}: {valid} valid, {len(results) - valid} invalid"
+    invalid = len(results) - valid - skipped
+    line = f"{_plural(len(results), 'file')}: {valid} valid, {invalid} invalid"
+    if skipped:
+        line += f", {skipped} skipped (not a readable file)"
     counts = _counts(errors, warnings)
     return line + (f" ({counts})" if counts else "")
 

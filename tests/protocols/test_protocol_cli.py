@@ -86,6 +86,7 @@ def test_validate_without_paths_as_json_checks_the_bundled_library(
         "files": len(library),
         "valid": len(library),
         "invalid": 0,
+        "skipped": 0,
         "errors": 0,
         "warnings": 0,
     }
@@ -134,7 +135,14 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
         },
     ]
     assert (base["verdict"], base["problems"]) == ("valid", [])
-    assert report["summary"] == {"files": 3, "valid": 2, "invalid": 1, "errors": 1, "warnings": 1}
+    assert report["summary"] == {
+        "files": 3,
+        "valid": 2,
+        "invalid": 1,
+        "skipped": 0,
+        "errors": 1,
+        "warnings": 1,
+    }
 
 
 def test_json_output_of_a_valid_file_gives_its_identity(
@@ -164,7 +172,7 @@ def test_json_output_of_an_unreadable_file_has_no_identity(
     assert main(["validate", "--format", "json", str(folder)]) == 1
     dangling, good = json.loads(capsys.readouterr().out)["files"]
     assert (dangling["verdict"], dangling["id"], dangling["version"], dangling["sha256"]) == (
-        "invalid",
+        "skipped",
         None,
         None,
         None,
@@ -224,3 +232,20 @@ def test_summary_exits_1_when_the_bundled_library_is_broken(
     out = capsys.readouterr().out
     assert "INVALID" in out
     assert ":52:5: steps → step 4 (delivery, crown) → pulse_width_us" in out
+
+
+def test_odd_entries_of_a_folder_are_listed_as_skipped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    shutil.copy(BASE, folder / "good.yaml")
+    (folder / "dangling.yaml").symlink_to(tmp_path / "gone.yaml")
+    (folder / "sub.yml").mkdir()
+    (folder / ".#good.yaml").symlink_to("user@host.1234")  # an editor's lock: hidden, left out
+    assert main(["validate", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert f"{folder / 'dangling.yaml'}: SKIPPED\n" in out
+    assert f"{folder / 'sub.yml'}: SKIPPED\n" in out
+    assert ".#good.yaml" not in out
+    assert out.rstrip().endswith("3 files: 1 valid, 0 invalid, 2 skipped (not a readable file)")

@@ -25,7 +25,10 @@ import protocols
 from benchmarks.fuzz.mutate import byte_mutation, case_random, line_mutation, show
 from benchmarks.fuzz.runner import ROOT, Case, Failure, escape_failure
 from protocols import LoadResult, Severity, to_device_step
+from protocols.yamlread import MAX_BYTES as YAML_MAX_BYTES
 
+#: The size limit of a protocol file; extremes are built at it, and at 1 MiB beyond it.
+LIMIT = YAML_MAX_BYTES
 MAX_BYTES = 1024 * 1024
 MAX_PROBLEMS = 101
 SEED_FILES: tuple[Path, ...] = (
@@ -283,6 +286,13 @@ def extremes(base: bytes) -> list[tuple[str, bytes]]:
         ("size extreme: 1 MiB of newlines", b"\n" * MAX_BYTES),
         ("size extreme: just over 1 MiB (valid file + comment)", _padded(base, MAX_BYTES + 1)),
         ("size extreme: exactly 1 MiB (valid file + comment)", _padded(base, MAX_BYTES)),
+        ("size extreme: at the limit (valid file + comment)", _padded(base, LIMIT)),
+        ("size extreme: just over the limit", _padded(base, LIMIT + 1)),
+        ("size extreme: the limit of '['", b"[" * LIMIT),
+        ("size extreme: the limit of aliases", _aliases(LIMIT)),
+        ("size extreme: the limit of unknown keys", _many_keys(LIMIT)),
+        ("size extreme: the limit of list items", (b"- x\n" * (LIMIT // 4))),
+        ("size extreme: the limit of flow items", b"steps: [" + b"1," * (LIMIT // 2 - 8) + b"]\n"),
         ("size extreme: 1 MiB of '['", b"[" * MAX_BYTES),
         ("size extreme: 1 MiB of '{a: ' nesting", (b"{a: " * (MAX_BYTES // 4))[:MAX_BYTES]),
         ("size extreme: 1 MiB of aliases", _aliases(MAX_BYTES)),

@@ -141,41 +141,40 @@ def run_headless(options: HeadlessOptions, out: TextIO) -> int:
     from protocols import load_protocol
 
     emit = JsonLines(out)
+    # What needs no records is checked first: a refused run creates no database.
+    if not options.checklist_confirmed:
+        return _refused(
+            emit,
+            "the pre-session checklist was not confirmed: go through it with the client, "
+            "then pass --checklist-confirmed (every confirmation yes, every "
+            "contraindication no)",
+        )
+    if options.sim_speed <= 0:
+        return _refused(emit, f"--sim-speed {options.sim_speed:g} must be positive, e.g. 1 or 300")
+    path = Path(options.protocol)
+    if not os.path.lexists(path):  # a folder or a pipe: the loader says what it is
+        return _refused(emit, f"protocol file {path} does not exist; check the path")
+    load_result = load_protocol(path)
+    if not load_result.ok or load_result.protocol is None:
+        problems = [p.format() for p in load_result.errors]
+        return _refused(
+            emit,
+            f"protocol file {path} is not valid ({len(problems)} error(s)); `epm validate "
+            f"{path}` lists them",
+            problems=problems,
+        )
     try:
         store = RecordStore.open(options.data_dir, exclusive=True)
     except RecordsError as exc:
         return _refused(emit, f"records: {exc}")
     try:
-        recovered = store.recover_interrupted()  # first thing, on every start
+        recovered = store.recover_interrupted()  # first thing once the records are open
         if recovered:
             emit(
                 "recovered",
                 sessions=recovered,
                 message=f"{len(recovered)} session(s) left running by an earlier run were "
                 "marked interrupted",
-            )
-        if not options.checklist_confirmed:
-            return _refused(
-                emit,
-                "the pre-session checklist was not confirmed: go through it with the client, "
-                "then pass --checklist-confirmed (every confirmation yes, every "
-                "contraindication no)",
-            )
-        if options.sim_speed <= 0:
-            return _refused(
-                emit, f"--sim-speed {options.sim_speed:g} must be positive, e.g. 1 or 300"
-            )
-        path = Path(options.protocol)
-        if not os.path.lexists(path):  # a folder or a pipe: the loader says what it is
-            return _refused(emit, f"protocol file {path} does not exist; check the path")
-        load_result = load_protocol(path)
-        if not load_result.ok or load_result.protocol is None:
-            problems = [p.format() for p in load_result.errors]
-            return _refused(
-                emit,
-                f"protocol file {path} is not valid ({len(problems)} error(s)); `epm validate "
-                f"{path}` lists them",
-                problems=problems,
             )
         return _run_with_store(options, load_result, store, emit)
     finally:

@@ -18,7 +18,7 @@ import pytest
 
 from controller.cli import main
 from controller.records import RecordStore
-from controller.session.headless import JsonLines, _Runner
+from controller.session.headless import HeadlessOptions, JsonLines, _Runner, run_headless
 from controller.session.model import Outcome
 from tests.integration.helpers import protocol_path
 
@@ -286,3 +286,18 @@ def test_the_summary_names_both_serials_when_another_unit_answered_and_exits_5()
     assert summary["event"] == "summary" and summary["outcome"] == "interrupted"
     assert summary["expected_serial"] == "SIM-000001" and summary["found_serial"] == "SIM-000002"
     assert summary["exit_code"] == 5
+
+
+def test_a_refused_run_creates_no_records(tmp_path: Path) -> None:
+    """A database is created only when a session is about to be recorded."""
+    folder = tmp_path / "records"
+    options = HeadlessOptions(
+        protocol=str(tmp_path / "missing.yaml"),
+        client="C-1",
+        checklist_confirmed=True,
+        data_dir=str(folder),
+    )
+    out = io.StringIO()
+    assert run_headless(options, out) == 2
+    assert "does not exist" in out.getvalue()
+    assert not folder.exists()

@@ -457,3 +457,56 @@ def test_a_value_of_the_wrong_type_is_a_records_error_and_a_failed_verify(
     report = filled.verify_chain()
     assert not report.ok and report.findings[0].table == "database"
     assert "changed or damaged outside epm" in report.describe()
+
+
+def _columns(table: str) -> list[str]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        migrate(conn)
+        return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+    finally:
+        conn.close()
+
+
+EVERY_COLUMN = [
+    (table, column)
+    for table in ("sessions", "clients", "steps", "telemetry")
+    for column in _columns(table)
+]
+
+
+@pytest.mark.parametrize(("table", "column"), EVERY_COLUMN, ids=[".".join(c) for c in EVERY_COLUMN])
+def test_a_change_to_any_column_of_a_closed_session_is_found(
+    filled: RecordStore, attacker: sqlite3.Connection, table: str, column: str
+) -> None:
+    (rowid, value) = attacker.execute(
+        f'SELECT rowid, "{column}" FROM {table} ORDER BY rowid DESC LIMIT 1'
+    ).fetchone()
+    if isinstance(value, int):
+        changed: object = value + 1000
+    elif isinstance(value, str) and value.startswith(("[", "{")):
+        changed = '[{"edited": 1}]' if value == "[]" else "[]"
+    elif isinstance(value, str):
+        changed = value + " (edited)"
+    else:
+        changed = "edited"
+    attacker.execute("PRAGMA ignore_check_constraints = ON")
+    attacker.execute(f'UPDATE {table} SET "{column}" = ? WHERE rowid = ?', (changed, rowid))
+    report = filled.verify_chain()
+    assert not report.ok, f"{table}.{column} changed and verify passed"
+    assert report.findings[0].table in (table, "events", "sessions")
+
+
+@pytest.mark.parametrize("column", _columns("approvals"))
+def test_a_change_to_any_column_of_an_approval_is_found(
+    store: RecordStore, tmp_path: Path, column: str
+) -> None:
+    approved_file(store, tmp_path)
+    raw = sqlite3.connect(store.path, isolation_level=None)
+    drop_triggers(raw)
+    (value,) = raw.execute(f'SELECT "{column}" FROM approvals').fetchone()
+    changed = value + 1000 if isinstance(value, int) else value + "0"
+    raw.execute(f'UPDATE approvals SET "{column}" = ?', (changed,))
+    raw.close()
+    report = store.verify_chain()
+    assert not report.ok and {f.table for f in report.findings} == {"approvals"}

@@ -154,6 +154,20 @@ class DeviceView:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """What a practitioner's choice was made on: the snapshot shown when a window opened or a
+    key was pressed. The engine refuses a choice whose world has changed since (another step,
+    phase, connection or device state), except stop and pause, which act on what is
+    delivering now."""
+
+    connection: int | None
+    device_state: int | None
+    step: int | None
+    """0-based position of the step in the plan (None before the first and after the last)."""
+    phase: Phase
+
+
+@dataclass(frozen=True)
 class SessionSnapshot:
     phase: Phase
     simulated: bool
@@ -193,6 +207,8 @@ class SessionSnapshot:
     unit_change: tuple[str, str] | None = None
     """(expected serial, found serial) when another unit answered after a reconnect: the
     session ended as interrupted and cannot continue on it."""
+    seen: Seen | None = None
+    """This snapshot as the basis of a choice: pass it with :meth:`SessionControl.request`."""
 
     @property
     def current_step(self) -> StepView | None:
@@ -236,8 +252,12 @@ class SessionControl(Protocol):
 
     def snapshot(self) -> SessionSnapshot: ...
 
-    def request(self, action: Action, reason: str | None = None) -> None:
-        """Queue a practitioner action; refusals come back as ``notices`` in the snapshot."""
+    def request(
+        self, action: Action, reason: str | None = None, seen: Seen | None = None
+    ) -> None:
+        """Queue a practitioner action; refusals come back as ``notices`` in the snapshot.
+        ``seen`` is the snapshot's :attr:`SessionSnapshot.seen` the choice was made on (when
+        a window was opened, a key pressed); None: decided on the engine's state now."""
 
     def emergency_stop(self, source: str = "operator") -> bool:
         """Send ESTOP now, from the caller's thread; the engine records it and tells listeners.

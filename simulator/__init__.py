@@ -11,6 +11,7 @@ import serial
 
 from simulator.catalogue import FAULT_NAMES, parse_fault
 from simulator.core import Simulator
+from simulator.registry import for_url as simulator_for_url
 from simulator.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from simulator.timing import OutputTransition, RequestReceipt
 
@@ -34,4 +35,5 @@ __all__ = [
     "parse_fault",
     "parse_scenario",
     "register_url_handler",
+    "simulator_for_url",
 ]

@@ -44,3 +44,31 @@ def lookup(name: str) -> Simulator | None:
 def names() -> list[str]:
     with _lock:
         return sorted(_by_name)
+
+
+def for_url(url: str) -> Simulator | None:
+    """The simulator running in this process that a host opening ``url`` reaches, or None.
+
+    ``sim://<name>`` is the simulator of that name; an anonymous ``sim://`` (``sim://?...``)
+    the one an open port of that exact URL owns (see ``protocol_sim.owned_simulator``); any
+    other URL (a pty link path, ``socket://``) the registered simulator serving it. A real
+    device's port is never one of these, so None also means "not a simulator of ours".
+    """
+    url = url.strip()
+    if url.lower().startswith("sim://"):
+        from serial.serialutil import SerialException
+
+        from simulator.urlhandler import protocol_sim
+
+        try:
+            name, _ = protocol_sim._parse(url)
+        except SerialException:  # a malformed sim:// URL reaches nothing
+            return None
+        return lookup(name) if name else protocol_sim.owned_simulator(url)
+    with _lock:
+        candidates = list(_by_name.values())
+    for sim in candidates:
+        endpoint = sim.endpoint
+        if endpoint is not None and not sim.closed and endpoint.url == url:
+            return sim
+    return None

@@ -136,14 +136,17 @@ class Runner:
     def _disconnects(self, now: float) -> None:
         engine = self.engine
         while engine.disconnects:
-            spec = engine.disconnects.pop(0)
-            self.endpoint.go_away()
+            spec = engine.disconnects[0]
+            duration = spec.duration_s
+            # Marked away (and counted) before the endpoint goes: a host that sees the port
+            # end and closes it at once must find the simulator unplugged, never in between.
             self.disconnected = True
             self.away_fault = spec.fault
-            engine.unplugged(spec)
-            duration = spec.duration_s
-            self.reconnect_at = math.inf if duration is None else now + duration * 1000.0
             self._on_disconnect(now, duration)
+            engine.disconnects.pop(0)
+            engine.unplugged(spec)
+            self.endpoint.go_away()
+            self.reconnect_at = math.inf if duration is None else now + duration * 1000.0
         if now >= self.reconnect_at:
             self.reconnect()
 

@@ -11,6 +11,12 @@ Above the link it keeps what must outlive one :class:`~controller.link.Link` (a 
 reconnect builds a new one): the pinned unit, the connection epoch and the seq numbering
 (:class:`~controller.link.Continuity`). The commands bound to a connection (START, RESUME,
 SET_AMPLITUDE, CONFIGURE_STEP, CLEAR_FAULTS) take the ``epoch`` they were decided on.
+
+A manual reconnect that fails never ends reconnecting: the link it replaced may have been
+trying in the background, so the client goes on trying (``epm-link-retry``, with the link's
+backoff and ``reconnect_timeout``) until the unit answers, the operator connects again or the
+client is closed; the unit answering is reported as ``reconnected``, as the link's own
+reconnect is.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from controller.device.errors import (
@@ -26,7 +33,12 @@ from controller.device.errors import (
     NotConnected,
     TelemetryRateTooHigh,
 )
-from controller.device.events import DeviceEvent, from_link_event, from_wire_event
+from controller.device.events import (
+    DeviceEvent,
+    DeviceEventKind,
+    from_link_event,
+    from_wire_event,
+)
 from controller.device.info import DeviceInfo, Status
 from controller.device.limits import (
     LimitRefusal,
@@ -36,6 +48,15 @@ from controller.device.limits import (
     to_wire,
 )
 from controller.device.telemetry import DEFAULT_CAPACITY, TelemetryBuffer
+from controller.link import texts
+from controller.link.errors import (
+    HandshakeError,
+    LinkError,
+    NoHandshakeReply,
+    OtherUnit,
+    PortPermissionDenied,
+    UnknownUrlScheme,
+)
 from controller.link.events import LinkEvent, LinkEventKind
 from controller.link.health import LinkHealth
 from controller.link.identity import Continuity, DeviceIdentity
@@ -49,6 +70,45 @@ log = logging.getLogger(__name__)
 
 EventListener = Callable[[DeviceEvent], None]
 TelemetryListener = Callable[[wire.Telemetry], None]
+
+#: The thread that goes on reconnecting after a manual reconnect failed.
+RETRY_THREAD = "epm-link-retry"
+
+
+def _worth_retrying(exc: LinkError) -> bool:
+    """Whether trying the port again later may succeed (the unit unplugged, off or busy), as
+    opposed to another unit answering or one that refuses this host for good."""
+    if isinstance(exc, OtherUnit | PortPermissionDenied | UnknownUrlScheme):
+        return False
+    return not isinstance(exc, HandshakeError) or isinstance(exc, NoHandshakeReply)
+
+
+class _RetryListener:
+    """The listener of a background reconnect attempt's link: until that link is up, the
+    failures of the attempt are not news (the session already knows the link is down); its
+    first handshake is a reconnect of the same unit, and is reported as one."""
+
+    def __init__(self, client: DeviceClient) -> None:
+        self._client = client
+        self._up = False
+
+    def on_telemetry(self, telemetry: wire.Telemetry) -> None:
+        self._client.on_telemetry(telemetry)
+
+    def on_event(self, event: wire.Event) -> None:
+        self._client.on_event(event)
+
+    def on_link_event(self, event: LinkEvent) -> None:
+        if not self._up:
+            if event.kind in (LinkEventKind.LINK_DOWN, LinkEventKind.CLOSED):
+                return
+            if event.kind is LinkEventKind.LINK_UP:
+                self._up = True
+                message = event.message
+                if event.status is not None:
+                    message = texts.reconnected(self._client.url, event.status)
+                event = dataclasses.replace(event, kind=LinkEventKind.RECONNECTED, message=message)
+        self._client.on_link_event(event)
 
 
 class DeviceClient:
@@ -84,13 +144,17 @@ class DeviceClient:
         self._telemetry_listeners: tuple[TelemetryListener, ...] = ()
         self._listener_lock = threading.Lock()
         self.listener_errors = 0
+        # A manual reconnect that failed goes on in the background (see the module doc).
+        self._connect_lock = threading.Lock()
+        self._retry: threading.Thread | None = None
+        self._retry_stop = threading.Event()
 
-    def _new_link(self, continuity: Continuity | None) -> Link:
+    def _new_link(self, continuity: Continuity | None, *, retry: bool = False) -> Link:
         return Link(
             self.url,
             self.baud,
             host_id=self.host_id,
-            listener=self,
+            listener=_RetryListener(self) if retry else self,
             handshake_timeout=self._handshake_timeout,
             reconnect_timeout=self._reconnect_timeout,
             backoff_initial=self._backoff[0],
@@ -105,17 +169,103 @@ class DeviceClient:
 
         Connecting again (a manual reconnect) builds a new link that carries the pinned unit,
         the epoch and the seq numbering over: another unit answering raises
-        :class:`~controller.link.OtherUnit` naming both serials and is not adopted.
+        :class:`~controller.link.OtherUnit` naming both serials and is not adopted. When a
+        reconnect fails for a reason that may pass (unplugged, off, not answering), the client
+        goes on trying in the background (``reconnecting`` is True meanwhile) and the unit
+        answering is reported as ``reconnected``; the error is raised all the same.
         """
-        if self._link.was_opened:
-            continuity = self._link.continuity()
-            self._link.close()
-            self._link = self._new_link(continuity)
-        handshake = self._link.open()
+        self._stop_retrying()
+        with self._connect_lock:
+            self._retry_stop = threading.Event()  # a fresh one: close() sets it for good
+            link = self._link
+            if link.was_opened:
+                link.close()
+                link = self._link = self._new_link(link.continuity())
+        try:
+            handshake = link.open()
+        except LinkError as exc:
+            if link.identity is not None and _worth_retrying(exc):
+                self._start_retrying(link)
+            raise
         return self._adopt(handshake.hello, handshake.status)
+
+    @property
+    def reconnecting(self) -> bool:
+        """Whether the client goes on reconnecting after a manual reconnect failed."""
+        thread = self._retry
+        return thread is not None and thread.is_alive()
+
+    def _start_retrying(self, failed: Link) -> None:
+        with self._connect_lock:
+            stop = self._retry_stop
+            if stop.is_set() or self._link is not failed:
+                return  # closed, or connected again, meanwhile
+            thread = threading.Thread(
+                target=self._retry_loop,
+                args=(stop, time.monotonic()),
+                name=RETRY_THREAD,
+                daemon=True,
+            )
+            self._retry = thread
+        thread.start()
+
+    def _stop_retrying(self) -> None:
+        with self._connect_lock:
+            self._retry_stop.set()
+            thread, self._retry = self._retry, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self._handshake_timeout + 2.0)
+
+    def _retry_loop(self, stop: threading.Event, started: float) -> None:
+        """Try the port again with the link's backoff until the unit answers, another unit
+        does, the client is closed or connected again, or ``reconnect_timeout`` passes."""
+        delay, longest = self._backoff
+        while not stop.wait(delay):
+            limit = self._reconnect_timeout
+            if limit is not None and time.monotonic() - started >= limit:
+                self._gave_up(texts.gave_up(self.url, limit))
+                return
+            with self._connect_lock:
+                if stop.is_set():
+                    return
+                continuity = self._link.continuity()
+                self._link.close()
+                link = self._link = self._new_link(continuity, retry=True)
+            try:
+                handshake = link.open()
+            except LinkError as exc:
+                if stop.is_set():
+                    return
+                if not _worth_retrying(exc):  # another unit: reported by the link itself
+                    if not isinstance(exc, OtherUnit):
+                        self._gave_up(texts.gave_up_refused(self.url, exc))
+                    return
+                delay = min(delay * 2, longest)
+                continue
+            self._adopt(handshake.hello, handshake.status)
+            return
+
+    def _gave_up(self, message: str) -> None:
+        link = self._link
+        self._publish(
+            DeviceEvent(
+                DeviceEventKind.RECONNECT_FAILED,
+                message,
+                epoch=link.epoch,
+                identity=link.identity,
+                connection=link.connection,
+            )
+        )
 
     def close(self) -> None:
         """Close the link (ESTOP first if the device is delivering) and stop its threads."""
+        with self._connect_lock:
+            self._retry_stop.set()
+            thread, self._retry = self._retry, None
+            link = self._link
+        link.close()  # an attempt under way ends at once
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self._handshake_timeout + 2.0)
         self._link.close()
 
     def __enter__(self) -> DeviceClient:

@@ -53,6 +53,9 @@ EVENT_KINDS: dict[str, str] = {
     "telemetry, after which they never change; for interrupted: last_event, last_telemetry, "
     "estimated: last_known_at, step, delivered_ms)",
     "note": "written by set_notes (data: notes); the latest one is the notes shown",
+    "training_fault": "simulator only: a trainer injected a fault from the training panel, "
+    "recorded before it took effect (data: fault: a simulator catalogue name, or clear for "
+    "ending the injected conditions; title: in plain words; params; by: trainer)",
     "amendment": "a closed session's serum lot, serum name or practitioner corrected, shown "
     "beside the recorded value (data: field, value, original, by, reason)",
     # Events of the records as a whole (session_id is empty):

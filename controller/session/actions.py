@@ -5,8 +5,11 @@ thread, usually within milliseconds. When the engine is busy (a burst of record 
 pressed meanwhile must not be carried out later on a world that has changed:
 
 * every action carries the :class:`Context` it was decided on (the connection, the device's
-  state, the step); when it is taken and the context has changed, it is dropped with
-  a notice instead of carried out;
+  state, the step and the phase): the snapshot the practitioner saw when a window opened or a
+  key was pressed (:class:`~controller.session.model.Seen`), or else the engine's state when
+  it was queued. An action whose context no longer holds when it is queued or when it is
+  taken is dropped with a notice instead of carried out (the engine words the notice: what
+  happened to the step it was decided on);
 * PAUSE and STOP jump ahead of everything else and are never dropped: they act on whatever is
   delivering now;
 * intensity presses merge into one target (net presses up or down), never a backlog of
@@ -18,14 +21,21 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from controller.session.model import Action
+from controller.session.model import Action, Phase, Seen
 
 #: Actions (other than PAUSE, STOP and the merged intensity) that may wait at once.
 CAPACITY = 8
 URGENT = frozenset({Action.PAUSE, Action.STOP})
 INTENSITY = frozenset({Action.INTENSITY_UP, Action.INTENSITY_DOWN})
+#: Phases of one zone that is running (output on, on hold, or paused): SKIP and END mean the
+#: same in each (ramp the zone down, then skip it or end), so moving between them does not
+#: make a SKIP or an END decided in one of them stale. A refused END would leave the zone
+#: delivering while the practitioner believes it ends.
+ZONE_RUNNING = frozenset({Phase.DELIVERING, Phase.HOLD, Phase.PAUSED})
+SAME_IN_A_RUNNING_ZONE = frozenset({Action.SKIP, Action.END})
 
 
 @dataclass(frozen=True)
@@ -36,13 +46,43 @@ class Context:
     """How many times the link's connection had changed (a loss, a reconnect, a restart)."""
     device_state: int | None
     step: int | None
+    """0-based position of the step in the session's plan."""
+    phase: Phase | None = None
+    """The session's phase (None: not part of the decision, e.g. intensity presses)."""
+
+    @classmethod
+    def from_seen(cls, seen: Seen) -> Context:
+        return cls(seen.connection, seen.device_state, seen.step, seen.phase)
+
+    def holds(self, now: Context, action: Action | None = None) -> bool:
+        """Whether a decision taken on this context still applies in ``now``: the same
+        connection and step and, when the phase is part of it, the same phase and device
+        state (a SKIP or END decided on a running zone holds while that zone runs, held or
+        paused)."""
+        if self.connection != now.connection or self.step != now.step:
+            return False
+        if self.phase is None:
+            return self.device_state == now.device_state
+        if (
+            action in SAME_IN_A_RUNNING_ZONE
+            and self.phase in ZONE_RUNNING
+            and now.phase in ZONE_RUNNING
+        ):
+            return True
+        return self.phase is now.phase and self.device_state == now.device_state
 
     def describe_change(self, now: Context) -> str:
         if self.connection != now.connection:
             return "the connection to the device changed"
         if self.step != now.step:
             return "the session moved to another step"
+        if self.phase is not None and self.phase is not now.phase:
+            return "the session's phase changed"
         return "the device's state changed"
+
+
+#: Words a stale action's notice: ``describe(queued, now)``.
+Describe = Callable[["Queued", Context], str]
 
 
 @dataclass(frozen=True)
@@ -52,6 +92,9 @@ class Queued:
     context: Context
     presses: int = 0
     """Intensity only: net presses, positive up, negative down."""
+    stale: bool = False
+    """Its context no longer held when it was queued: it is dropped with a notice when taken
+    (never carried out, even if the world looks the same again by then)."""
 
 
 class ActionQueue:
@@ -64,8 +107,13 @@ class ActionQueue:
         self._capacity = capacity
         self.dropped = 0
 
-    def put(self, action: Action, reason: str | None, context: Context) -> str | None:
-        """Queue ``action``; returns a notice when it is refused (the queue is full)."""
+    def put(
+        self, action: Action, reason: str | None, context: Context, *, stale: bool = False
+    ) -> str | None:
+        """Queue ``action``; returns a notice when it is refused (the queue is full).
+
+        ``stale``: its context no longer held when it was asked for; it is queued only to be
+        dropped, with its notice, by the engine's thread (which records notices)."""
         with self._lock:
             if action in URGENT:
                 if not any(q.action is action for q in self._urgent):
@@ -80,7 +128,7 @@ class ActionQueue:
                     f"{action.value.replace('_', ' ').capitalize()} ignored: {self._capacity} "
                     "actions are already waiting for the device; wait for them to be done."
                 )
-            self._other.append(Queued(action, reason, context))
+            self._other.append(Queued(action, reason, context, stale=stale))
             return None
 
     def _merge_intensity(self, step: int, context: Context) -> str | None:
@@ -100,25 +148,21 @@ class ActionQueue:
         self._other.append(Queued(action, None, context, presses=step))
         return None
 
-    def take(self, now: Context) -> tuple[Queued | None, list[str]]:
-        """The next action to carry out on ``now``, and notices for those dropped on the way."""
+    def take(
+        self, now: Context, describe: Describe | None = None
+    ) -> tuple[Queued | None, list[str]]:
+        """The next action to carry out on ``now``, and notices for those dropped on the way
+        (worded by ``describe`` when given, else by :func:`stale_notice`)."""
         notices: list[str] = []
         with self._lock:
             if self._urgent:
                 return self._urgent.popleft(), notices
             while self._other:
                 queued = self._other.popleft()
-                if queued.context == now:
+                if not queued.stale and queued.context.holds(now, queued.action):
                     return queued, notices
                 self.dropped += 1
-                name = queued.action.value.replace("_", " ")
-                if queued.presses:
-                    name = f"intensity change ({queued.presses:+d})"
-                notices.append(
-                    f"{name.capitalize()} was not carried out: "
-                    f"{queued.context.describe_change(now)} before it could be; press again "
-                    "if it still applies."
-                )
+                notices.append((describe or stale_notice)(queued, now))
             return None, notices
 
     def clear(self) -> list[Queued]:
@@ -131,3 +175,14 @@ class ActionQueue:
     def __len__(self) -> int:
         with self._lock:
             return len(self._urgent) + len(self._other)
+
+
+def stale_notice(queued: Queued, now: Context) -> str:
+    """The plain notice for an action dropped because its context changed."""
+    name = queued.action.value.replace("_", " ")
+    if queued.presses:
+        name = f"intensity change ({queued.presses:+d})"
+    return (
+        f"{name.capitalize()} was not carried out: {queued.context.describe_change(now)} "
+        "before it could be; press again if it still applies."
+    )

@@ -35,12 +35,15 @@ faster for an accelerated simulator only (refused on a real device). Device time
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from controller.device import DeviceClient
 from controller.session import engine_view
+from controller.session.actions import INTENSITY, URGENT, Context
 from controller.session.engine_actions import EngineActions
 from controller.session.engine_core import (
     HEALTH_S,
@@ -48,12 +51,15 @@ from controller.session.engine_core import (
 )
 from controller.session.engine_record import RecordWriteError
 from controller.session.model import (
+    ACTIVE_PHASES,
     Action,
     Phase,
+    Seen,
     SessionNotice,
     SessionSnapshot,
 )
 from controller.wire import Telemetry
+from controller.wire.constants import ACTIVE_STATES
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +121,17 @@ class SessionEngine(EngineActions):
         with self._lock:
             return self._build_snapshot()
 
-    def request(self, action: Action, reason: str | None = None) -> None:
+    def request(self, action: Action, reason: str | None = None, seen: Seen | None = None) -> None:
         """Queue a practitioner action; the engine thread decides (refusals become notices).
 
         The action carries what it was decided on (see :mod:`controller.session.actions`):
-        if the connection, the device's state or the step changed before the engine gets to
-        it, it is dropped with a notice (PAUSE and STOP excepted)."""
+        ``seen`` (the :attr:`SessionSnapshot.seen` shown when the practitioner chose it: a
+        window opened, a key pressed), or else the engine's state now. If that no longer holds
+        when it is queued, or when the engine gets to it (another connection, step, phase or
+        device state), it is dropped with a notice saying what happened meanwhile ("Zone 3
+        (Crown) finished while this window was open; nothing was skipped."). PAUSE and STOP
+        are never dropped: they act on what is delivering now and their notice names it.
+        Intensity presses are judged on the state when they are pressed (``seen`` aside)."""
         action = Action(action)
         if action is Action.ESTOP:
             self.emergency_stop(reason or "operator")
@@ -132,11 +143,68 @@ class SessionEngine(EngineActions):
                     f"{action.value}: the session has ended ({phase}); start a new one."
                 )
             return
-        refused = self._in.actions.put(action, reason, self._context())
+        now = self._context()
+        context, stale = now, False
+        if action in INTENSITY:  # as ever: the connection, device state and step of the press
+            context = dataclasses.replace(now, phase=None)
+        elif seen is not None:
+            context = Context.from_seen(seen)
+            stale = action not in URGENT and not context.holds(now, action)
+        refused = self._in.actions.put(action, reason, context, stale=stale)
         if refused is not None:
             with self._lock:
                 self._shown.notices.append(refused)
         self._wake.set()
+
+    def open_session_id(self) -> int | None:
+        """The id of this engine's session while its record is open (begun, not ended)."""
+        recorder = self._rec
+        if recorder.session_id is None or recorder.ended:
+            return None
+        return recorder.session_id
+
+    def record_training_fault(
+        self, fault: str, params: Mapping[str, Any], *, title: str = "", by: str = "trainer"
+    ) -> bool:
+        """Commit a fault a trainer injected into the simulator, before it is injected (the
+        engine is the only writer of its session's record). False when no session is open."""
+        return self._rec.training_fault(fault, params, title=title, by=by)
+
+    def abandon(
+        self, reason: str = "the practitioner quit epm with the session open", timeout: float = 5.0
+    ) -> bool:
+        """The practitioner quits with the session still open: make the device safe, then
+        end the session's record as ``interrupted`` with ``reason`` now (not at the next
+        start), and stop the engine's threads.
+
+        The device first: if it may be delivering (an active phase or device state), ESTOP
+        is written from this thread before anything else; the engine's thread then reads
+        STATUS (ESTOP again unless it is seen inactive), closes the open step with what was
+        delivered and records ``session_end`` (``interrupted``). Returns True when the
+        record is closed (or there was none to close: no session began, or it had already
+        ended). False: the engine did not finish within ``timeout`` s; ESTOP was sent and
+        recorded, and the next start marks the session interrupted."""
+        thread = self._thread
+        if thread is None:
+            return self._rec.session_id is None or self._rec.ended
+        if not self._done.is_set():
+            with self._lock:
+                phase = self._shown.phase
+            if phase in ACTIVE_PHASES or self._device.device_state in ACTIVE_STATES:
+                self._estop_now("quit", f"{reason}: output stopped first", None, record_here=False)
+            self._abandon_reason = reason
+            self._wake.set()
+            if not self._done.wait(timeout):
+                self._estop_now(
+                    "quit",
+                    f"{reason}: the session did not end within {timeout:g} s",
+                    None,
+                    record_here=True,  # the engine thread is stuck: nobody else will
+                )
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+        self._notifier.join(timeout)
+        return self._done.is_set() and (self._rec.session_id is None or self._rec.ended)
 
     def emergency_stop(self, source: str = "operator") -> bool:
         """ESTOP now from this thread, before any record or lock; the engine's thread records
@@ -206,7 +274,7 @@ class SessionEngine(EngineActions):
         except RecordWriteError as exc:
             # The record cannot be written: stop output; recording the ESTOP may fail too.
             self._estop_now("record_failure", str(exc), None, record_here=True)
-            self._abandon(str(exc))
+            self._record_failed(str(exc))
         except Exception as exc:
             log.exception("session engine failed")
             self._estop_now("engine_failure", repr(exc), None, record_here=True)
@@ -223,11 +291,14 @@ class SessionEngine(EngineActions):
             self._drain_supervisor_output()  # what the event changed is recorded first
             self._handle_device_event(self._in.device_events.popleft())
         self._drain_supervisor_output()
+        quit_reason, self._abandon_reason = self._abandon_reason, None
+        if quit_reason is not None and not self._ending:
+            self._interrupt(quit_reason)
         reason, self._shutdown_reason = self._shutdown_reason, None
         if reason is not None and not self._ending:
             self._end(reason)
         while not self._ending:
-            queued, dropped = self._in.actions.take(self._context())
+            queued, dropped = self._in.actions.take(self._context(), self._stale_notice)
             for text in dropped:
                 self._notice(text, layer="controller", stale=True)
             if queued is None:
@@ -332,4 +403,16 @@ class SessionEngine(EngineActions):
             course=self._shown.course,
             reconnect_failed=self._link.reconnect_failed,
             unit_change=self._link.unit_change,
+            seen=self._seen(),
+        )
+
+    def _seen(self) -> Seen:
+        """What a choice made on this snapshot is decided on (caller holds the lock)."""
+        context = self._context()
+        state = context.device_state
+        return Seen(
+            connection=context.connection,
+            device_state=None if state is None else int(state),
+            step=context.step,
+            phase=self._shown.phase,
         )

@@ -14,11 +14,12 @@ from controller.device import (
     DeviceEventKind,
     LinkError,
 )
-from controller.session.actions import INTENSITY, Queued
+from controller.session.actions import INTENSITY, Context, Queued, stale_notice
 from controller.session.alarms import AlarmCode
 from controller.session.engine_core import DELIVERY_PHASES
 from controller.session.engine_recovery import EngineRecovery
 from controller.session.engine_state import AfterIdle
+from controller.session.engine_view import state_name
 from controller.session.limits import Direction, intensity_range, intensity_step
 from controller.session.model import (
     Action,
@@ -31,6 +32,39 @@ from controller.session.supervisor import SendEstop
 from controller.wire import State
 
 log = logging.getLogger(__name__)
+
+#: What a SKIP, END, CONTINUE or CONFIRM would have done, for "nothing was ..." notices.
+NOT_DONE: dict[Action, str] = {
+    Action.SKIP: "skipped",
+    Action.END: "ended",
+    Action.CONTINUE: "continued",
+    Action.CONFIRM: "started",
+}
+#: Actions chosen in a window (the reason is asked) rather than with one key.
+CHOSEN_IN_A_WINDOW = frozenset({Action.SKIP, Action.END})
+#: What a step did when the session is found in this phase on the same step.
+PHASE_CHANGE: dict[Phase, str] = {
+    Phase.DELIVERING: "started delivering",
+    Phase.HOLD: "went on hold (no skin contact)",
+    Phase.PAUSED: "was paused",
+    Phase.STOPPING: "began ramping down",
+    Phase.FAULT: "stopped on a device fault",
+    Phase.LINK_LOST: "lost its link to the device",
+    Phase.RECOVERY: "stopped and waits for a decision",
+    Phase.PLACE: "was set up again (place the handpiece)",
+    Phase.MANUAL: "started",
+    Phase.FINISHED: "ended with the session",
+}
+#: What happened to a step that is no longer the current one, by its status.
+STEP_FATE: dict[StepStatus, str] = {
+    StepStatus.SKIPPED: "was skipped",
+    StepStatus.STOPPED: "was stopped",
+    StepStatus.INTERRUPTED: "was interrupted",
+}
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 class EngineActions(EngineRecovery):
@@ -45,6 +79,13 @@ class EngineActions(EngineRecovery):
             current = self._current_setpoint()
             can_raise, can_lower = current < high, current > low
         fault = self._shown.alarms.get(AlarmCode.DEVICE_FAULT)
+        manual_min = manual_left = 0
+        pos = self._run.pos
+        if self._shown.phase is Phase.MANUAL and pos is not None and pos < len(self._run.steps):
+            planned = self._run.steps[pos]
+            if not planned.is_delivery and planned.planned_ms:
+                manual_min = planned.planned_ms
+                manual_left = max(0, planned.planned_ms - self._manual_elapsed_ms(planned))
         return Situation(
             phase=self._shown.phase,
             device_state=self._device.device_state,
@@ -56,6 +97,8 @@ class EngineActions(EngineRecovery):
             reconnect_failed=self._link.reconnect_failed,
             can_raise=can_raise and values is not None,
             can_lower=can_lower and values is not None,
+            manual_min_ms=manual_min,
+            manual_left_ms=manual_left,
         )
 
     def _handle_action(self, queued: Queued) -> None:
@@ -102,13 +145,18 @@ class EngineActions(EngineRecovery):
             else:
                 self._confirm()
         elif action is Action.PAUSE:
+            text = self._acted_text(queued)
             if self._command("PAUSE", self._device.pause) == "ack":
                 self._set_phase(Phase.PAUSED, self._paused_message())
+                self._notice(text, action="pause", step=self._index(), layer="controller")
         elif action is Action.RESUME:
             epoch = self._epoch_now()
             if self._command("RESUME", lambda: self._device.resume(epoch=epoch)) == "ack":
                 self._set_phase(Phase.DELIVERING, f"Delivering to the {self._current().zone} zone.")
         elif action is Action.STOP:
+            self._notice(
+                self._acted_text(queued), action="stop", step=self._index(), layer="controller"
+            )
             self._end(reason or "stopped by the practitioner", outcome=Outcome.STOPPED)
         elif action is Action.END:
             self._end(reason)
@@ -230,6 +278,7 @@ class EngineActions(EngineRecovery):
             self._rec.skip(planned.index, reason, kind=planned.kind, zone=planned.zone)
         with self._lock:
             planned.status = StepStatus.SKIPPED
+            planned.skip_reason = reason
         self._emit("step", {"index": planned.index, "event": "skipped", "reason": reason})
         self._enter_step(planned.pos + 1)
 
@@ -253,7 +302,13 @@ class EngineActions(EngineRecovery):
         try:
             info = self._device.connect()  # a new link: the pinned unit, epoch and seq carry on
         except LinkError as exc:
-            self._notice(f"Reconnecting failed: {exc}", action="reconnect", layer="link")
+            more = (
+                " epm keeps trying in the background; the session shows RECONNECTED as soon "
+                "as the unit answers."
+                if self._device.reconnecting
+                else ""
+            )
+            self._notice(f"Reconnecting failed: {exc}{more}", action="reconnect", layer="link")
             return
         with self._lock:
             self._link.info = info
@@ -267,3 +322,84 @@ class EngineActions(EngineRecovery):
 
     def _allowed_locked(self) -> frozenset[Action]:
         return allowed(self._situation())
+
+    # --- what an action was decided on, in words -----------------------------------------
+
+    def _stale_notice(self, queued: Queued, now: Context) -> str:
+        """The notice for an action dropped because what it was decided on no longer holds:
+        what happened meanwhile, and that nothing was done (called by the action queue on the
+        engine's thread)."""
+        action, seen = queued.action, queued.context
+        if queued.presses:
+            return stale_notice(queued, now)
+        happened = self._what_happened(seen, now)
+        verb = NOT_DONE.get(action)
+        if verb is None:
+            name = action.value.replace("_", " ").capitalize()
+            return (
+                f"{name} was not carried out: {happened[:1].lower()}{happened[1:]} before it "
+                "could be; press again if it still applies."
+            )
+        if action is Action.CONFIRM and now.phase is not Phase.PLACE:
+            verb = "confirmed"  # only in PLACE would it have started a zone
+        when = (
+            "while this window was open"
+            if action in CHOSEN_IN_A_WINDOW
+            else "before this choice was carried out"
+        )
+        return f"{happened} {when}; nothing was {verb}."
+
+    def _what_happened(self, seen: Context, now: Context) -> str:
+        """What changed between ``seen`` and ``now``, naming the step (a sentence's start)."""
+        if seen.connection != now.connection:
+            return "The connection to the device changed (a loss, a reconnect or a restart)"
+        if seen.step != now.step:
+            if seen.step is None or not 0 <= seen.step < len(self._run.steps):
+                return "The session moved to another step"
+            return self._fate(seen.step)
+        pos = now.step
+        steps = self._run.steps
+        name = _cap(steps[pos].name) if pos is not None and pos < len(steps) else "The session"
+        if seen.phase is not None and now.phase is not None and seen.phase is not now.phase:
+            change = PHASE_CHANGE.get(
+                now.phase, f"went from {seen.phase.value} to {now.phase.value}"
+            )
+            return f"{name} {change}"
+        return (
+            f"The device's state changed ({state_name(seen.device_state)} to "
+            f"{state_name(now.device_state)})"
+        )
+
+    def _fate(self, pos: int) -> str:
+        """What happened to the step at ``pos``, which is no longer the current one."""
+        planned = self._run.steps[pos]
+        if planned.status is StepStatus.DONE:
+            done = "finished" if planned.is_delivery else "was confirmed done"
+        else:
+            done = STEP_FATE.get(planned.status, "is no longer the current step")
+        return f"{_cap(planned.name)} {done}"
+
+    def _acted_text(self, queued: Queued) -> str:
+        """The notice of a PAUSE or STOP carried out: the step it acts on (what is delivering
+        now), and, when the practitioner chose it on another step, what happened to that."""
+        pos = self._run.pos
+        steps = self._run.steps
+        planned = steps[pos] if pos is not None and pos < len(steps) else None
+        name = planned.name if planned is not None else "the session"
+        phase = self._shown.phase
+        if queued.action is Action.PAUSE:
+            text = f"Paused {name}: output is off and the zone's time is frozen."
+        elif phase in DELIVERY_PHASES and self._run.started:
+            text = f"Stopped {name}: output ramps down and the session ends."
+        elif phase is Phase.PLACE:
+            text = f"Stopped before {name} started: the session ends."
+        else:
+            text = f"Stopped at {name}: the session ends."
+        seen = queued.context
+        moved = seen.phase is not None and seen.step is not None and seen.step != pos
+        if moved and seen.step is not None and 0 <= seen.step < len(steps):
+            text += (
+                f" {self._fate(seen.step)} while this was being chosen; "
+                f"{queued.action.value} acts on what is delivering now."
+            )
+        return text

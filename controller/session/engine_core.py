@@ -162,6 +162,8 @@ class EngineCore:
         self._pending_notices: list[tuple[str, dict[str, Any]]] = []
         self._last_health = 0.0
         self._shutdown_reason: str | None = None
+        self._abandon_reason: str | None = None
+        """Set by ``abandon``: the practitioner quit; the session ends interrupted at once."""
 
     def _estop_now(
         self, source: str, reason: str, detail: LimitRefusal | None, *, record_here: bool
@@ -337,9 +339,15 @@ class EngineCore:
         return self._link.epoch
 
     def _context(self) -> Context:
-        """What an action decided now is decided on (see :mod:`controller.session.actions`)."""
+        """What an action decided now is decided on (see :mod:`controller.session.actions`):
+        the connection, the device's state, the plan position and the phase."""
         with self._lock:
-            return Context(self._link.connection, self._device.device_state, self._run.pos)
+            return Context(
+                self._link.connection,
+                self._device.device_state,
+                self._run.pos,
+                self._shown.phase,
+            )
 
     def _command(self, command: str, call: Callable[[], object], **data: Any) -> str:
         """Record ``command_sent``, send, record the result. Returns ack, nak, refused,

@@ -132,7 +132,15 @@ class EngineEnding(EngineCore):
         )
         self._drain_supervisor_output()
 
-    def _abandon(self, reason: str) -> None:
+    def _interrupt(self, reason: str) -> None:
+        """The practitioner quit with the session open (``abandon``): end it ``interrupted``
+        now, whatever was under way (a ramp-down to end or skip included). ``_finish`` makes
+        the device safe first (STATUS, or ESTOP)."""
+        with self._lock:
+            self._run.after_idle = None
+        self._finish(Outcome.INTERRUPTED, reason)
+
+    def _record_failed(self, reason: str) -> None:
         """The record cannot be written: output was stopped; show why and stop the engine."""
         with self._lock:
             self._shown.phase = Phase.FINISHED

@@ -202,3 +202,18 @@ class Recorder:
         if self.session_id is None:
             return
         self._guard("notes", self.store.set_notes, self.session_id, notes)
+
+    def training_fault(
+        self, fault: str, params: Mapping[str, Any], *, title: str = "", by: str = "trainer"
+    ) -> bool:
+        """Commit a fault a trainer injected into the simulator (``training_fault``: fault,
+        title, params, by) before it is injected; False, with nothing recorded, when no
+        session is open (not begun, or ended). Raises :class:`RecordWriteError` like every
+        write here: then the fault must not be injected. Called from the training panel's
+        thread; the store serialises it with the engine's own writes into one chain."""
+        if self.session_id is None or self.ended:
+            return False
+        self.event(
+            "training_fault", {"fault": fault, "title": title, "params": dict(params), "by": by}
+        )
+        return True

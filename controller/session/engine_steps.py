@@ -42,6 +42,9 @@ from protocols import DeliveryStep, to_device_step
 
 log = logging.getLogger(__name__)
 
+#: The reason of a session in which every planned zone got its time (and every step was done).
+COMPLETED_REASON = "every planned zone got its time"
+
 
 class EngineSteps(EngineEnding):
     """The normal path of a session (see the module docstring)."""
@@ -211,7 +214,7 @@ class EngineSteps(EngineEnding):
 
     def _enter_step(self, pos: int) -> None:
         if pos >= len(self._run.steps):
-            self._finish(Outcome.COMPLETED, "every step of the session was done")
+            self._finish(*self._plan_outcome())
             return
         with self._lock:
             self._run.pos = pos
@@ -240,6 +243,34 @@ class EngineSteps(EngineEnding):
         self._emit("step", {"index": planned.index, "event": "started"})
         if self._auto and not planned.planned_ms:
             self._complete_manual()
+
+    def _plan_outcome(self) -> tuple[Outcome, str]:
+        """How a session that went through its last step ended, in words that match what
+        happened: ``completed`` only when every planned zone got its time and every manual
+        step was done; a skipped (or short) step makes it ``stopped``, naming each one."""
+        steps = self._run.steps
+        zones = [p for p in steps if p.is_delivery]
+        full = [p for p in zones if p.status is StepStatus.DONE]
+        missed = [p for p in steps if p.status is not StepStatus.DONE]
+        if not missed:
+            return Outcome.COMPLETED, COMPLETED_REASON
+        what = []
+        for p in missed:
+            zone = str(p.zone).replace("_", " ").capitalize() if p.is_delivery else None
+            name = zone or f"step {p.index} ({p.title})"
+            fate = "skipped" if p.status is StepStatus.SKIPPED else "not done"
+            if p.is_delivery:
+                got = min(p.delivered_ms, p.planned_ms)
+                fate = "short" if p.status is not StepStatus.SKIPPED else fate
+                if got >= 500:  # what rounds to a whole second or more
+                    fate += f" after {got / 1000:.0f} of {p.planned_ms / 1000:.0f} s"
+            why = f" ({p.skip_reason})" if p.skip_reason else ""
+            what.append(f"{name} {fate}{why}")
+        return (
+            Outcome.STOPPED,
+            f"ended early: {len(full)} of {len(zones)} zones got their planned time; "
+            + "; ".join(what),
+        )
 
     def _complete_manual(self) -> None:
         planned = self._current()
@@ -401,6 +432,7 @@ class EngineSteps(EngineEnding):
                 planned.status = StepStatus.DONE
             elif outcome == "skipped":
                 planned.status = StepStatus.SKIPPED
+                planned.skip_reason = after.reason if after is not None else None
             else:
                 planned.status = StepStatus.STOPPED
         if after is not None and after.kind == "end":

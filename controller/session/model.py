@@ -252,9 +252,7 @@ class SessionControl(Protocol):
 
     def snapshot(self) -> SessionSnapshot: ...
 
-    def request(
-        self, action: Action, reason: str | None = None, seen: Seen | None = None
-    ) -> None:
+    def request(self, action: Action, reason: str | None = None, seen: Seen | None = None) -> None:
         """Queue a practitioner action; refusals come back as ``notices`` in the snapshot.
         ``seen`` is the snapshot's :attr:`SessionSnapshot.seen` the choice was made on (when
         a window was opened, a key pressed); None: decided on the engine's state now."""

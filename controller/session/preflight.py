@@ -55,6 +55,8 @@ class PlannedStep:
     attempts: int = 0
     manual_done_ms: int = 0
     """Manual steps: timer time already run in earlier attempts (practitioner's clock)."""
+    skip_reason: str | None = None
+    """Why it was skipped (the practitioner's reason), once it was."""
 
     @property
     def kind(self) -> str:
@@ -73,6 +75,14 @@ class PlannedStep:
         if isinstance(self.step, ManualStep):
             return self.step.title
         return f"Zone {str(self.step.zone).replace('_', ' ')}"
+
+    @property
+    def name(self) -> str:
+        """How notices name it: ``zone 3 (Crown)`` or ``step 1 (Apply the serum)``."""
+        if isinstance(self.step, DeliveryStep):
+            zone = str(self.step.zone).replace("_", " ")
+            return f"zone {self.index} ({zone[:1].upper()}{zone[1:]})"
+        return f"step {self.index} ({self.step.title})"
 
     @property
     def instructions(self) -> str | None:

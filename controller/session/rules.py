@@ -34,6 +34,8 @@ class Refusal(StrEnum):
     CLEAR_FAULTS_FIRST = "clear_faults_first"
     RECONNECTING_BY_ITSELF = "reconnecting_by_itself"
     AT_LIMIT = "at_limit"
+    MANUAL_TIME_LEFT = "manual_time_left"
+    """A timed manual step is confirmed done only once its time has run."""
 
 
 class Next(StrEnum):
@@ -66,6 +68,10 @@ class Situation:
     reconnect_failed: bool = False
     can_raise: bool = True
     can_lower: bool = True
+    manual_min_ms: int = 0
+    """A timed manual step: the least time it takes (0: untimed, or not a manual step)."""
+    manual_left_ms: int = 0
+    """A timed manual step: how much of ``manual_min_ms`` is still to run."""
 
 
 Guard = Callable[[Situation], Refusal | None]
@@ -79,6 +85,12 @@ def _contact_placed(s: Situation) -> Refusal | None:
     if s.stop_under_way:
         return Refusal.STOP_UNDER_WAY
     return Refusal.WAITING_FOR_CONTACT if s.waiting_for_contact else None
+
+
+def _manual_time_run(s: Situation) -> Refusal | None:
+    if s.stop_under_way:
+        return Refusal.STOP_UNDER_WAY
+    return Refusal.MANUAL_TIME_LEFT if s.manual_left_ms > 0 else None
 
 
 def _can_raise(s: Situation) -> Refusal | None:
@@ -136,7 +148,7 @@ TABLE: Mapping[Phase, Mapping[Action, _RULE]] = {
     Phase.REFUSED: {},
     Phase.FINISHED: {},
     Phase.MANUAL: {
-        Action.CONFIRM: (Allow(Next.NEXT_STEP), _not_stopping),
+        Action.CONFIRM: (Allow(Next.NEXT_STEP), _manual_time_run),
         Action.SKIP: (Allow(Next.NEXT_STEP), _not_stopping),
         Action.END: (Allow(Phase.FINISHED), _not_stopping),
         Action.STOP: (Allow(Phase.FINISHED), _not_stopping),
@@ -174,6 +186,7 @@ _REASONS: Mapping[Refusal, str] = {
     Refusal.CLEAR_FAULTS_FIRST: "clear the device's faults first",
     Refusal.RECONNECTING_BY_ITSELF: "the link is reconnecting by itself",
     Refusal.AT_LIMIT: "the intensity is at its limit",
+    Refusal.MANUAL_TIME_LEFT: "this step's time has not run yet",
 }
 
 
@@ -213,7 +226,19 @@ def allowed(situation: Situation) -> frozenset[Action]:
 def refusal_text(decision: Decision, situation: Situation) -> str:
     """A sentence for a refused decision: what, why, and what is possible instead."""
     assert decision.refusal is not None
-    why = _REASONS[decision.refusal].format(phase=situation.phase.value.replace("_", " "))
     can = ", ".join(sorted(a.value.replace("_", " ") for a in allowed(situation))) or "nothing"
+    if decision.refusal is Refusal.MANUAL_TIME_LEFT:
+        return (
+            f"Wait {duration_text(situation.manual_left_ms)} more: this step takes at least "
+            f"{duration_text(situation.manual_min_ms)}. Possible now: {can}."
+        )
+    why = _REASONS[decision.refusal].format(phase=situation.phase.value.replace("_", " "))
     name = decision.action.value.replace("_", " ").capitalize()
     return f"{name} is not possible now: {why}. Possible now: {can}."
+
+
+def duration_text(ms: int) -> str:
+    """A step time in words, in whole seconds rounded up: ``5 min 0 s``, ``42 s``."""
+    seconds = max(0, -(-int(ms) // 1000))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import os
 import select
+import threading
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,22 @@ _PARAMS = ("seed", "speed", "handpiece", "scenario", "baud", "pace")
 #: Owned simulators whose port was closed while they were unplugged, by URL: the next open of
 #: that URL re-attaches to the same unit.
 _UNPLUGGED: dict[str, Simulator] = {}
+#: Owned simulators attached to an open port now, by URL (the latest open last).
+_ATTACHED: dict[str, list[Simulator]] = {}
+_attached_lock = threading.Lock()
+
+
+def owned_simulator(url: str) -> Simulator | None:
+    """The simulator a port opened on the anonymous ``url`` (``sim://``, ``sim://?speed=..``)
+    owns in this process now: the one attached to the latest open port of that exact URL, or
+    the one waiting unplugged for the next open; None when there is none (never opened,
+    closed). For fault injection from the same process (the UI's training panel)."""
+    with _attached_lock:
+        for sim in reversed(_ATTACHED.get(url, [])):
+            if not sim.closed:
+                return sim
+    waiting = _UNPLUGGED.get(url)
+    return waiting if waiting is not None and not waiting.closed else None
 
 
 def _parse(url: str) -> tuple[str, dict[str, Any]]:
@@ -116,6 +133,9 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type hints
                 self._owned.close()
             raise
         _UNPLUGGED.pop(self._port, None)
+        if self._owned is not None:
+            with _attached_lock:
+                _ATTACHED.setdefault(self._port, []).append(self._owned)
         self._sim = sim
         self._sock.setblocking(False)
         self._rx = bytearray()
@@ -136,6 +156,13 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type hints
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._endpoint.detach(self._token)
+        if self._owned is not None:
+            with _attached_lock:
+                attached = _ATTACHED.get(self._port, [])
+                if self._owned in attached:
+                    attached.remove(self._owned)
+                if not attached:
+                    _ATTACHED.pop(self._port, None)
         if self._owned is not None and not self._keep_unplugged(self._owned):
             self._owned.close()
 

@@ -5,7 +5,7 @@ notice instead of being carried out."""
 from __future__ import annotations
 
 from controller.session.actions import CAPACITY, ActionQueue, Context
-from controller.session.model import Action
+from controller.session.model import Action, Phase, Seen
 from controller.wire.constants import State
 
 NOW = Context(connection=3, device_state=int(State.RUNNING), step=0)
@@ -74,3 +74,28 @@ def test_the_queue_is_bounded_and_says_so() -> None:
     assert all(r is not None and "already waiting" in r for r in refusals[CAPACITY:])
     assert queue.put(Action.STOP, None, NOW) is None  # urgent ones always get in
     assert len(queue) == CAPACITY + 1 and queue.dropped == 3
+
+
+def test_a_choice_holds_only_on_the_step_and_phase_it_was_decided_on() -> None:
+    seen = Context.from_seen(Seen(3, int(State.RUNNING), 0, Phase.DELIVERING))
+    now = Context(3, State.RUNNING, 0, Phase.DELIVERING)
+    assert seen.holds(now, Action.CONFIRM)
+    placed_next = Context(3, State.READY, 1, Phase.PLACE)
+    assert not seen.holds(placed_next, Action.SKIP) and not seen.holds(placed_next, Action.END)
+    # A running zone that went on hold or was paused is the same zone to skip or end ...
+    held = Context(3, State.HOLD, 0, Phase.HOLD)
+    assert seen.holds(held, Action.SKIP) and seen.holds(held, Action.END)
+    # ... but not for anything else, nor once it ramps down.
+    assert not seen.holds(held, Action.RESUME)
+    assert not seen.holds(Context(3, State.STOPPING, 0, Phase.STOPPING), Action.SKIP)
+
+
+def test_an_action_stale_when_queued_is_dropped_even_if_the_world_looks_the_same_again() -> None:
+    queue = ActionQueue()
+    queue.put(Action.SKIP, "reason", NOW, stale=True)
+    actions, notices = drain(queue)
+    assert actions == [] and len(notices) == 1 and queue.dropped == 1
+    said: list[str] = []
+    queue.put(Action.END, "reason", NOW, stale=True)
+    queue.take(NOW, lambda queued, now: said.append(queued.action.value) or "worded")
+    assert said == ["end"]

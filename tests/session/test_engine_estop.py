@@ -22,7 +22,11 @@ def _to_manual(s: Session) -> None:
 
 
 def _to_place(s: Session) -> None:
-    s.watch.phase(Phase.MANUAL)
+    # A timed manual step is confirmed done only once its time has run.
+    s.watch.until(
+        lambda x: x.phase is Phase.MANUAL and Action.CONFIRM in x.allowed,
+        what="the manual step's time to run",
+    )
     s.engine.request(Action.CONFIRM)
     s.watch.phase(Phase.PLACE)
 
@@ -73,7 +77,7 @@ PHASES: dict[str, Callable[[Session], None]] = {
 @pytest.mark.parametrize("phase", list(PHASES))
 def test_emergency_stop_from_every_phase(engine_env: EngineEnv, phase: str) -> None:
     # The zone has a 10 s ramp-down; at 20x the device stays in STOPPING for 0.5 s.
-    s = engine_env.session("estop.yaml", speed=20, auto=False)
+    s = engine_env.session("estop.yaml", speed=20, auto=False, manual_speed=1000)
     PHASES[phase](s)
     before = s.engine.snapshot()
     assert before.phase.value == phase
@@ -108,7 +112,7 @@ def test_emergency_stop_from_every_phase(engine_env: EngineEnv, phase: str) -> N
 
 
 def test_emergency_stop_output_goes_off_within_the_devices_bound(engine_env: EngineEnv) -> None:
-    s = engine_env.session("estop.yaml", speed=20, auto=False)
+    s = engine_env.session("estop.yaml", speed=20, auto=False, manual_speed=1000)
     _to_delivering(s)
     t0 = time.perf_counter()
     s.engine.request(Action.ESTOP)  # the action path also bypasses the engine's queue

@@ -84,12 +84,14 @@ def test_full_session_completes_and_its_record_matches_what_the_simulator_delive
 def test_manual_step_and_placement_wait_for_the_practitioner(engine_env: EngineEnv) -> None:
     s = engine_env.session("two-zones.yaml", speed=300, auto=False)
     snap = s.watch.phase(Phase.MANUAL)
-    assert snap.allowed >= {Action.CONFIRM, Action.SKIP, Action.END, Action.ESTOP}
+    assert snap.allowed >= {Action.SKIP, Action.END, Action.ESTOP}
     assert Action.PAUSE not in snap.allowed
     assert snap.current_step is not None and snap.current_step.title == "Apply the serum"
-    # The timer runs out (60 s at 300x) but the step waits for the practitioner.
+    # The timer runs out (60 s at 300x) but the step waits for the practitioner; it can be
+    # confirmed done from then on.
     s.watch.until(lambda x: x.manual_remaining_ms == 0, what="the manual timer to run out")
-    assert s.engine.snapshot().phase is Phase.MANUAL
+    snap = s.watch.until(lambda x: Action.CONFIRM in x.allowed, what="confirm offered")
+    assert snap.phase is Phase.MANUAL
     s.engine.request(Action.CONFIRM)
     snap = s.watch.phase(Phase.PLACE)
     assert snap.allowed >= {Action.CONFIRM, Action.INTENSITY_UP, Action.INTENSITY_DOWN}

@@ -134,3 +134,26 @@ def test_an_engine_limit_on_reconnecting_is_shown_without_closing_the_link(
     s.engine.request(Action.END, "gave up")
     assert s.watch.finished().outcome is Outcome.INTERRUPTED
     s.sim.reconnect()
+
+
+def test_a_failed_manual_reconnect_keeps_reconnecting_in_the_background(
+    engine_env: EngineEnv,
+) -> None:
+    """The engine's limit passed (the link keeps trying), the practitioner tries now while the
+    unit is still away: that attempt fails, and the session still reconnects by itself as
+    soon as the unit answers (as docs/user-guide.md says), without another press."""
+    s = engine_env.session("one-zone.yaml", speed=20, reconnect_limit_s=0.3)
+    s.watch.delivering()
+    s.sim.inject("disconnect", duration_s=None)
+    s.watch.until(lambda x: x.reconnect_failed, timeout=15, what="limit passed")
+    s.engine.request(Action.RECONNECT)
+    snap = s.watch.until(lambda x: any("Reconnecting failed" in n for n in x.notices))
+    failed = next(n for n in snap.notices if "Reconnecting failed" in n)
+    assert "keeps trying in the background" in failed
+    assert s.device.reconnecting
+    s.sim.reconnect()
+    snap = s.watch.phase(Phase.RECOVERY, timeout=15)
+    assert not snap.reconnect_failed and "Nothing was resumed" in snap.message
+    assert s.events("reconnected")
+    s.engine.request(Action.END, "cable fault")
+    assert s.watch.finished().outcome is Outcome.INTERRUPTED

@@ -152,3 +152,19 @@ def test_conditions_beyond_the_phase() -> None:
     top = plain(Phase.DELIVERING, can_raise=False)
     assert decide(Action.INTENSITY_UP, top).refusal is Refusal.AT_LIMIT
     assert decide(Action.INTENSITY_DOWN, top).allowed
+
+
+def test_a_timed_manual_step_is_confirmed_only_once_its_time_has_run() -> None:
+    running = plain(Phase.MANUAL, manual_min_ms=300_000, manual_left_ms=252_000)
+    decision = decide(Action.CONFIRM, running)
+    assert decision.refusal is Refusal.MANUAL_TIME_LEFT
+    assert Action.CONFIRM not in allowed(running) and Action.SKIP in allowed(running)
+    assert refusal_text(decision, running).startswith(
+        "Wait 4 min 12 s more: this step takes at least 5 min 0 s. Possible now: "
+    )
+    almost = plain(Phase.MANUAL, manual_min_ms=30_000, manual_left_ms=1)
+    assert refusal_text(decide(Action.CONFIRM, almost), almost).startswith(
+        "Wait 1 s more: this step takes at least 30 s."
+    )
+    run = plain(Phase.MANUAL, manual_min_ms=300_000, manual_left_ms=0)
+    assert decide(Action.CONFIRM, run).allowed

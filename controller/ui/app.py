@@ -9,8 +9,14 @@ The app holds the state other screens read (``store``, ``library_path``, ``devic
 ``device_info``, ``simulated``, ``engine``, ``practitioner``) and the keys that work everywhere:
 F12 / ctrl+e emergency stop (a priority binding: it works on every screen, with any widget
 focused, and calls the engine's ``emergency_stop()`` directly — never confirmed, never
-queued), ctrl+q quit (refused while a session is delivering), F1 help, ctrl+p the command
-palette. It decides nothing about safety: the engine does.
+queued), ctrl+q quit (refused while a session is delivering; with a session still open, twice,
+and the engine records it interrupted at once), ctrl+c the same as ctrl+q, F1 help, ctrl+p the
+command palette. It decides nothing about safety: the engine does.
+
+It also keeps the device's own status (``device_status``), read again on every change the
+device reports (an emergency stop, a fault, a clear, a reconnection), so the home and device
+screens always show the unit as it is; and a key a screen shows dimmed says why when pressed
+(the screen's ``disabled_reason``).
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from textual.actions import SkipAction
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Provider
+from textual.dom import DOMNode
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 
-from controller.device import DeviceClient, DeviceInfo
+from controller.device import DeviceClient, DeviceInfo, Status
 from controller.records import RecordStore
 from controller.session.model import (
     ACTIVE_PHASES,
@@ -113,6 +122,39 @@ def resolve_port(port: str | None, sim_speed: float = 1.0) -> str:
     return builtin_simulator_url(sim_speed)
 
 
+#: Why a session still open when the practitioner quits (ctrl+q twice) ended.
+QUIT_REASON = "epm was closed with the session still open"
+
+#: Device events after which the device's state is read again (the screens that show it
+#: refresh on them): its state or faults changed, it came back, or another unit was adopted.
+DEVICE_STATE_EVENTS = frozenset(
+    {
+        "state_changed",
+        "fault_raised",
+        "faults_cleared",
+        "handpiece_changed",
+        "reconnected",
+        "device_restarted",
+        "status_refreshed",
+        "estop_confirmed",
+        "unit_adopted",
+    }
+)
+
+
+class DeviceChanged(Message):
+    """The device reported a change of state (posted from the link's thread)."""
+
+
+class DeviceStatusRead(Message):
+    """A status read finished: ``status`` (None when it failed, ``error`` says why)."""
+
+    def __init__(self, status: Status | None, error: str) -> None:
+        super().__init__()
+        self.status = status
+        self.error = error
+
+
 #: What the operator must do when the ESTOP's bytes could not be written (no port).
 ESTOP_NOT_SENT = (
     "Emergency stop NOT sent: the device cannot be reached. Lift the handpiece off the skin "
@@ -140,6 +182,8 @@ class EpmApp(App[int]):
         ),
         Binding("ctrl+e", "emergency_stop", "E-STOP", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        # ctrl+c (with nothing selected to copy) quits the same way, never "press ctrl+q".
+        Binding("ctrl+c", "help_quit", "Quit (as ctrl+q)", show=False),
         Binding("f1", "help", "Help", key_display="F1", id="help"),
     ]
 
@@ -148,6 +192,9 @@ class EpmApp(App[int]):
     device_serial: reactive[str] = reactive("")
     connection: reactive[str] = reactive("connecting")
     """``connecting``, ``up`` or ``failed`` (see ``connect_error``)."""
+    device_status_seq: reactive[int] = reactive(0)
+    """Counts the device status reads (see ``device_status``): screens that show the device's
+    state watch it and show the latest read."""
 
     def __init__(
         self,
@@ -182,8 +229,20 @@ class EpmApp(App[int]):
         self.estops_requested = 0
         self._connect_on_start = connect_on_start
         self._owns_resources = owns_resources
-        self._closed = False
+        # Not ``_closed``: Textual's MessagePump uses that name and sets it when the app's
+        # loop ends, which made closing skip the engine and the device (the record stayed
+        # running).
+        self._resources_closed = False
         self._quit_asked_at: float | None = None
+        self._quit_with_open_session = False
+        #: The device's status as last read (None before the first read), why the last read
+        #: failed, and whether an emergency stop was pressed here with no session running.
+        self.device_status: Status | None = None
+        self.device_status_error = ""
+        self.estop_without_session = False
+        self._status_reading = False
+        self._status_again = False
+        self._device_listening = False
         self._builtin_sim = device is not None and device.url.startswith(SIM_SCHEME)
         self.set_reactive(EpmApp.simulated, self._builtin_sim)
         # Only epm's themes are offered (the palette's theme switch lists these): each keeps
@@ -243,14 +302,15 @@ class EpmApp(App[int]):
             return
         if screen.query(SimBanner):
             return
+        shown, serial = self.simulated, self.device_serial
         if isinstance(screen, ModalScreen):
-            screen.mount(SimBanner(docked=True))
+            screen.mount(SimBanner(docked=True, shown=shown, serial=serial))
             return
         first = next((c for c in screen.children if c.styles.dock in ("", "none")), None)
         if first is not None:
-            screen.mount(SimBanner(), before=first)
+            screen.mount(SimBanner(shown=shown, serial=serial), before=first)
         else:
-            screen.mount(SimBanner())
+            screen.mount(SimBanner(shown=shown, serial=serial))
 
     # --- the device connection ------------------------------------------------------------
 
@@ -261,7 +321,7 @@ class EpmApp(App[int]):
         handshake timeout and cannot poll cancellation, and it must never delay quitting.
         """
         device = self.device
-        if device is None or self._closed:
+        if device is None or self._resources_closed:
             return
         self.connection = "connecting"
         self.connect_error = ""
@@ -279,7 +339,9 @@ class EpmApp(App[int]):
     def on_device_connected(self, message: DeviceConnected) -> None:
         self.connect_error = ""
         self.adopt_device_info(message.info)
+        self.listen_to_device()
         self.connection = "up"
+        self.read_device_status()
 
     def adopt_device_info(self, info: DeviceInfo) -> None:
         """Take the device's identity from its latest handshake (after a reconnection or a
@@ -294,7 +356,102 @@ class EpmApp(App[int]):
 
     def on_device_connect_failed(self, message: DeviceConnectFailed) -> None:
         self.connect_error = message.message
+        self.device_status = None
         self.connection = "failed"
+
+    # --- the device's own state (home and device screens show it) ---------------------------
+
+    def listen_to_device(self) -> None:
+        """Have the device's state read again whenever it reports a change (once)."""
+        device = self.device
+        add_listener = getattr(device, "add_listener", None)
+        if self._device_listening or not callable(add_listener):
+            return
+        self._device_listening = True
+
+        def heard(event: object) -> None:  # the link's thread: post only
+            kind = str(getattr(event, "kind", ""))
+            if kind in DEVICE_STATE_EVENTS:
+                self.post_message(DeviceChanged())
+
+        add_listener(heard)
+
+    def on_device_changed(self, _message: DeviceChanged) -> None:
+        from controller.ui.screens.device import DeviceScreen
+
+        if self.session_open and not isinstance(self.screen, DeviceScreen):
+            return  # the session's own screen shows the device; home reads it on return
+        self.read_device_status()
+
+    def read_device_status(self) -> None:
+        """Read the device's status in a daemon thread; the result arrives as a message and
+        bumps ``device_status_seq``. Reads asked for while one runs are merged into one more."""
+        device = self.device
+        if device is None or self._resources_closed or self.connection != "up":
+            return
+        if self._status_reading:
+            self._status_again = True
+            return
+        self._status_reading = True
+
+        def work() -> None:
+            try:
+                status: Status | None = device.status()
+                error = ""
+            except Exception as exc:  # shown on the screens, never a traceback
+                status, error = None, f"Reading the device's status failed: {exc}"
+            self.post_message(DeviceStatusRead(status, error))
+
+        threading.Thread(target=work, name="epm-ui-status", daemon=True).start()
+
+    def on_device_status_read(self, message: DeviceStatusRead) -> None:
+        self._status_reading = False
+        if message.status is not None:
+            self.device_status = message.status
+            if not message.status.faults:
+                self.estop_without_session = False
+        self.device_status_error = message.error
+        self.device_status_seq += 1
+        if self._status_again:
+            self._status_again = False
+            self.read_device_status()
+
+    def clear_device_faults(self) -> None:
+        """Ask the device to clear its latched faults (no session may be open), then read its
+        status again. The result shows on the screens; a refusal as the status error."""
+        device = self.device
+        if device is None or self.session_open or self.connection != "up":
+            return
+        epoch = device.epoch  # decided now, on the connection the screens show
+        self._status_reading = True
+
+        def work() -> None:
+            error = ""
+            status: Status | None = None
+            try:
+                device.clear_faults(epoch=epoch)
+            except Exception as exc:
+                error = f"Clearing the faults failed: {exc}"
+            try:
+                status = device.status()
+            except Exception as exc:
+                error = error or f"Reading the device's status failed: {exc}"
+            self.post_message(DeviceStatusRead(status, error))
+
+        threading.Thread(target=work, name="epm-ui-clear-faults", daemon=True).start()
+
+    @property
+    def status_reading(self) -> bool:
+        """A status read (or a clear of the faults) is under way."""
+        return self._status_reading
+
+    @property
+    def latched_faults(self) -> list[str]:
+        """The faults the device reported latched at its last status read (names)."""
+        status = self.device_status
+        if status is None or self.connection != "up" or not status.faults:
+            return []
+        return list(status.faults.names())
 
     # --- sessions ----------------------------------------------------------------------------
 
@@ -332,6 +489,8 @@ class EpmApp(App[int]):
         screen = self.session_screen
         if screen is not None and screen.is_attached:
             screen.post_message(SessionUpdate(message.notice))
+        if message.notice.kind == "finished":
+            self.read_device_status()  # what the session left on the device (a latched E-stop)
 
     def on_engine_start_finished(self, message: EngineStartFinished) -> None:
         screen = self.session_screen
@@ -365,6 +524,7 @@ class EpmApp(App[int]):
         engine = self.engine
         if engine is not None:
             sent = engine.emergency_stop("operator")
+            self.read_device_status()
             self.notify(
                 "Emergency stop sent: output off." if sent else ESTOP_NOT_SENT,
                 title="E-STOP" if sent else "E-STOP NOT SENT",
@@ -375,9 +535,12 @@ class EpmApp(App[int]):
         device = self.device
         if device is not None and self.device_info is not None:
             sent = device.estop()
+            if sent:
+                self.estop_without_session = True
+            self.read_device_status()  # the screens show the device's state after the stop
             self.notify(
-                "Emergency stop sent to the device (no session was running). Clear its faults "
-                "on the Device screen (d) before the next session."
+                "Emergency stop sent to the device (no session was running). Clear it on the "
+                "home screen (f) or the Device screen (f) before the next session."
                 if sent
                 else ESTOP_NOT_SENT,
                 title="E-STOP" if sent else "E-STOP NOT SENT",
@@ -409,7 +572,53 @@ class EpmApp(App[int]):
                         severity="warning",
                     )
                     return
+                # Record it as interrupted now, while everything is still open, then leave.
+                self._quit_with_open_session = True
+                self.close_resources()
         self.exit(0)
+
+    def action_help_quit(self) -> None:
+        """ctrl+c (when nothing is selected to copy) quits the way ctrl+q does, with the same
+        refusal and confirmation; Textual's own answer ("Press ctrl+q") would be wrong while
+        a session refuses ctrl+q."""
+        self.call_later(self.action_quit)
+
+    # --- keys that do not apply now say why ----------------------------------------------------
+
+    async def run_action(
+        self,
+        action: str | Any,
+        default_namespace: DOMNode | None = None,
+        namespaces: Any = None,
+    ) -> bool:
+        """Run ``action``; when its screen disabled it (``check_action`` returned None: the
+        key is shown dimmed), show the screen's ``disabled_reason(action)`` instead of doing
+        nothing silently: in the screen's own ``show_disabled_reason`` when it has one, else
+        as a notification."""
+        handled = await super().run_action(action, default_namespace, namespaces)
+        if handled or not isinstance(action, str):
+            return handled
+        target: DOMNode = self if default_namespace is None else default_namespace
+        explain = getattr(target, "disabled_reason", None)
+        if not callable(explain):
+            return handled
+        name, _, _ = action.partition("(")
+        if "." in name:
+            return handled
+        try:
+            if target.check_action(name, ()) is not None:
+                return handled
+        except SkipAction:  # pragma: no cover - check_action does not raise it here
+            return handled
+        reason = explain(name)
+        if not reason:
+            return handled
+        show = getattr(target, "show_disabled_reason", None)
+        if callable(show):
+            show(str(reason))
+        else:
+            self.notify(str(reason), title="Not now", severity="warning")
+        return True
 
     def action_help(self) -> None:
         from controller.ui.screens.help import HelpScreen
@@ -432,6 +641,11 @@ class EpmApp(App[int]):
                 severity="warning",
             )
             return
+        if self.latched_faults:
+            from controller.ui.screens.home import latched_short
+
+            self.notify(latched_short(self.latched_faults), title="Not now", severity="warning")
+            return
         self.return_home()
         self.push_screen(NewSessionScreen())
 
@@ -440,11 +654,14 @@ class EpmApp(App[int]):
     def close_resources(self) -> None:
         """Close the engine and the device (ESTOP first if it delivers), and the store if this
         app opened it. Idempotent."""
-        if self._closed:
+        if self._resources_closed:
             return
-        self._closed = True
+        self._resources_closed = True
         engine, self.engine = self.engine, None
-        stop_engine(engine, "epm was closed")
+        if self._quit_with_open_session:
+            stop_engine(engine, QUIT_REASON, interrupted=True)
+        else:
+            stop_engine(engine, "epm was closed")
         if self.device is not None:
             self.device.close()
         if self._owns_resources:
@@ -458,9 +675,17 @@ class EpmApp(App[int]):
 ENGINE_SHUTDOWN_S = 3.0
 
 
-def stop_engine(engine: object, reason: str) -> None:
-    """End ``engine``'s thread (the real engine's ``shutdown``; a fake's ``close``)."""
+def stop_engine(engine: object, reason: str, *, interrupted: bool = False) -> None:
+    """End ``engine``'s thread (the real engine's ``shutdown``; a fake's ``close``).
+
+    ``interrupted``: the practitioner quit with the session still open; it is recorded as
+    interrupted at once (the engine's ``abandon(reason)`` when it has one, else its
+    ``shutdown(reason)``)."""
     if engine is None:
+        return
+    abandon = getattr(engine, "abandon", None)
+    if interrupted and callable(abandon):
+        abandon(reason)
         return
     shutdown = getattr(engine, "shutdown", None)
     if callable(shutdown):

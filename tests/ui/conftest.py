@@ -116,7 +116,8 @@ async def press(pilot: Pilot[Any], *keys: str, gap: float = 0.0) -> None:
         event = events.Key(key, char)
         event.set_sender(app)
         app.post_message(event)
-        await settle(pilot)
+        await settle(pilot)  # the app took the key (and forwarded it to the focused widget)
+        await settle(pilot)  # the focused widget handled what was forwarded
         await asyncio.sleep(gap)
 
 
@@ -239,6 +240,12 @@ class FixedDevice:
         assert epoch == self.epoch
         self.cleared += 1
         self.faults = Fault.NONE
+
+    def abandon(self, reason: str, timeout: float = 5.0) -> bool:
+        """As the real engine: end the open session as interrupted (here: remember why)."""
+        self.abandoned.append(reason)
+        self.closed = True
+        return True
 
     def close(self) -> None:
         self.closed = True
@@ -413,6 +420,10 @@ class FakeEngine:
         self.start_error: Exception | None = None
         self.closed = False
         self.on_start: Callable[[FakeEngine], None] | None = None
+        #: When set, ``set_notes`` writes into it as the real engine does (session_id known).
+        self.store: RecordStore | None = None
+        #: Reasons given to ``abandon`` (quitting with the session open: recorded interrupted).
+        self.abandoned: list[str] = []
 
     def start(self) -> None:
         self.started.set()
@@ -455,6 +466,15 @@ class FakeEngine:
 
     def set_notes(self, notes: str) -> None:
         self.notes.append(notes)
+        sid = self._snap.session_id
+        if self.store is not None and sid is not None:
+            self.store.set_notes(sid, notes)
+
+    def abandon(self, reason: str, timeout: float = 5.0) -> bool:
+        """As the real engine: end the open session as interrupted (here: remember why)."""
+        self.abandoned.append(reason)
+        self.closed = True
+        return True
 
     def close(self) -> None:
         self.closed = True

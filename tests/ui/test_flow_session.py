@@ -89,9 +89,14 @@ async def test_complete_session_from_home_to_end_screen(sim_app: EpmApp) -> None
             )
             snap = run.snapshot
             step = snap.current_step if snap is not None else None
-            settled = step is not None and (
-                (snap.phase is Phase.MANUAL and step.kind == "manual")
-                or (snap.phase is Phase.PLACE and step.kind == "delivery")
+            # Enter is offered on a manual step once its minimum time is over.
+            settled = (
+                step is not None
+                and (
+                    (snap.phase is Phase.MANUAL and step.kind == "manual")
+                    or (snap.phase is Phase.PLACE and step.kind == "delivery")
+                )
+                and run.active_bindings["enter"].enabled
             )
             if settled:
                 await press(pilot, "enter")

@@ -1,7 +1,8 @@
 """The run screen against a scripted engine: keys follow ``snapshot.allowed``, each key sends
-the right request, stop/skip/end ask first, alarms are shown in their IEC colours and flash,
-a new high-priority alarm opens its modal, live data is drained in batches on one timer, and
-the emergency stop works from every phase and every modal, with any widget focused.
+the right request, stop/skip/end ask first (in the panel under the readings), alarms are shown
+in their IEC colours and flash, a new high-priority alarm opens its modal, live data is drained
+in batches on one timer, and the emergency stop works from every phase, every question and the
+alarm modal, with any widget focused.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from controller.session.alarms import AlarmCode, Priority
 from controller.session.model import Action, Outcome, Phase, StepStatus
 from controller.ui.messages import EngineStartFinished
 from controller.ui.screens.end import EndScreen
-from controller.ui.screens.run import RunScreen
+from controller.ui.screens.run import FOOTER_KEYS, RunScreen
 from controller.ui.theme import alarm_colours
 from controller.ui.widgets.alarm_banner import FLASH_OFF_BACKGROUND, AlarmBanner
 from controller.ui.widgets.alarm_modal import AlarmModal
-from controller.ui.widgets.confirm_modal import ConfirmModal
 from controller.ui.widgets.live_readings import LiveReadings
-from controller.ui.widgets.reason_modal import ReasonModal
+from controller.ui.widgets.prompt_panel import CONFIRM, REASON, PromptPanel
 from controller.ui.widgets.zone_progress import ZoneProgress
 from tests.ui.conftest import (
     ALLOWED,
@@ -58,7 +58,7 @@ def enabled(screen: RunScreen, key: str) -> bool | None:
 
 
 async def test_keys_are_enabled_exactly_as_the_snapshot_allows(store: RecordStore) -> None:
-    engine = FakeEngine(snapshot(Phase.PREFLIGHT))
+    engine = FakeEngine(snapshot(Phase.PREFLIGHT, manual_remaining_ms=0))
     app = make_app(store, engine=engine)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await show_run_screen(app, pilot, engine)
@@ -73,20 +73,27 @@ async def test_keys_are_enabled_exactly_as_the_snapshot_allows(store: RecordStor
             for key, action in (("s", Action.STOP), ("k", Action.SKIP), ("e", Action.END)):
                 assert enabled(screen, key) is (action in allowed), (key, phase)
             assert enabled(screen, "enter") is (Action.CONFIRM in allowed), phase
-            pause_shown = screen.active_bindings["p"]
-            if Action.RESUME in allowed:
-                assert (pause_shown.binding.action, pause_shown.enabled) == ("resume", True)
-            else:
-                assert pause_shown.binding.action == "pause"
-                assert pause_shown.enabled is (Action.PAUSE in allowed)
+            for key in ("space", "p"):
+                pause_shown = screen.active_bindings[key]
+                if Action.RESUME in allowed:
+                    assert (pause_shown.binding.action, pause_shown.enabled) == ("resume", True)
+                else:
+                    assert pause_shown.binding.action == "pause"
+                    assert pause_shown.enabled is (Action.PAUSE in allowed)
             assert screen.active_bindings["f12"].enabled  # emergency stop: always
-            # The footer follows (it is told after the screen's next refresh).
+            # The footer shows F12, the phase's five keys (dimmed when they do not apply) and
+            # F1; it is told after the screen's next refresh.
+            wanted = FOOTER_KEYS[phase]
+            assert len(wanted) <= 5
 
-            def footer_matches(allowed: frozenset[Action] = allowed) -> bool:
-                keys = {key.key: key for key in screen.query("FooterKey")}
-                return keys["f12"].has_class("-estop") and all(
-                    keys[key].has_class("-disabled") is (action not in allowed)
-                    for key, action in (("s", Action.STOP), ("a", Action.ACKNOWLEDGE))
+            def footer_matches(wanted: tuple[str, ...] = wanted) -> bool:
+                keys = list(screen.query("FooterKey"))
+                actions = [key.action for key in keys]
+                if actions != ["emergency_stop", *wanted, "help"]:
+                    return False
+                return keys[0].has_class("-estop") and all(
+                    key.has_class("-disabled") is (not screen.check_action(key.action, ()))
+                    for key in keys[1:-1]
                 )
 
             await wait_for(pilot, footer_matches, what=f"footer keys in {phase}")
@@ -95,7 +102,7 @@ async def test_keys_are_enabled_exactly_as_the_snapshot_allows(store: RecordStor
 async def test_each_key_sends_its_request_and_disabled_keys_send_nothing(
     store: RecordStore,
 ) -> None:
-    engine = FakeEngine(snapshot(Phase.MANUAL))
+    engine = FakeEngine(snapshot(Phase.MANUAL, manual_remaining_ms=0))
     app = make_app(store, engine=engine)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await show_run_screen(app, pilot, engine)
@@ -145,36 +152,39 @@ async def test_stop_skip_and_end_ask_first(store: RecordStore) -> None:
     app = make_app(store, engine=engine)
     async with app.run_test(size=(80, 24)) as pilot:
         run = await show_run_screen(app, pilot, engine)
+        prompt = run.query_one(PromptPanel)
+        assert not prompt.display  # nothing asked: no panel
         await press(pilot, "s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
-        assert "Stop the session?" in str(app.screen.query_one("#question").render())
+        await wait_for(pilot, lambda: prompt.is_open and prompt.kind == CONFIRM)
+        assert app.screen is run  # a panel under the readings, not a window over them
+        assert "Stop the session?" in str(prompt.query_one("#prompt-question").render())
         await press(pilot, "n")
-        await wait_for(pilot, lambda: app.screen is run)
+        await wait_for(pilot, lambda: not prompt.is_open)
         assert engine.requests == []
         await press(pilot, "s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await wait_for(pilot, lambda: prompt.is_open)
         await press(pilot, "y")
-        await wait_for(pilot, lambda: app.screen is run)
+        await wait_for(pilot, lambda: not prompt.is_open)
         assert engine.requests == [(Action.STOP, None)]
         engine.requests.clear()
         for key, action in (("k", Action.SKIP), ("e", Action.END)):
             await press(pilot, key)
             await wait_for(pilot, lambda: isinstance(app.focused, Input), what=key)
-            modal = app.screen
-            assert isinstance(modal, ReasonModal)
-            await press(pilot, "enter")  # empty: refused with a message, the modal stays
+            assert app.screen is run and prompt.is_open and prompt.kind == REASON
+            await press(pilot, "enter")  # empty: refused with a message, the panel stays
             await wait_for(
-                pilot, lambda m=modal: "required" in str(m.query_one("#problem").render())
+                pilot, lambda: "required" in str(prompt.query_one("#prompt-note").render())
             )
-            assert app.screen is modal and engine.requests == []
+            assert prompt.is_open and engine.requests == []
             await press(pilot, *"sore", "enter")
-            await wait_for(pilot, lambda: app.screen is run, what=f"{key} modal closed")
+            await wait_for(pilot, lambda: not prompt.is_open, what=f"{key} panel closed")
             assert engine.requests == [(action, "sore")]
+            assert app.focused is None  # the keys are the screen's again
             engine.requests.clear()
             await press(pilot, key)
             await wait_for(pilot, lambda: isinstance(app.focused, Input), what=key)
             await press(pilot, "x", "escape")  # cancelled: nothing sent
-            await wait_for(pilot, lambda: app.screen is run)
+            await wait_for(pilot, lambda: not prompt.is_open)
             assert engine.requests == []
 
 
@@ -186,7 +196,7 @@ SITUATIONS = (
     ("paused", Phase.PAUSED, None),
     ("manual", Phase.MANUAL, None),
     ("alarm modal open", Phase.FAULT, "alarm"),
-    ("stop-confirm modal open", Phase.DELIVERING, "stop"),
+    ("stop question open", Phase.DELIVERING, "stop"),
     ("reason input focused", Phase.PAUSED, "reason"),
 )
 
@@ -204,7 +214,7 @@ async def test_emergency_stop_works_from_every_situation(store: RecordStore) -> 
                 await wait_for(pilot, lambda: isinstance(app.screen, AlarmModal), what=name)
             elif opened == "stop":
                 await press(pilot, "s")
-                await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what=name)
+                await wait_for(pilot, lambda: run.query_one(PromptPanel).is_open, what=name)
             elif opened == "reason":
                 await press(pilot, "e")
                 await wait_for(pilot, lambda: isinstance(app.focused, Input), what=name)
@@ -220,7 +230,11 @@ async def test_emergency_stop_works_from_every_situation(store: RecordStore) -> 
                 assert top.query_one(Input).value == "x", name  # the keys typed nothing
             if opened is not None:
                 await press(pilot, "escape")
-                await wait_for(pilot, lambda: app.screen is run, what=f"back from {name}")
+                await wait_for(
+                    pilot,
+                    lambda: app.screen is run and not run.query_one(PromptPanel).is_open,
+                    what=f"back from {name}",
+                )
         assert engine.requests == []  # no key but the emergency stop did anything
 
 
@@ -333,7 +347,10 @@ async def test_live_data_in_batches_and_hold_with_frozen_time(store: RecordStore
         # Each tick drained once: the drains the engine saw match the screen's ticks.
         assert engine.drains == screen.ticks
         spark = screen.query_one("#out-spark")
-        assert len(spark.data) == 1 and spark.data[0] == pytest.approx(41.8)
+        assert spark.data == []  # one point would be a full block: drawn from the second
+        engine.telemetry.extend(telemetry_batch(10, amplitude_dv=300))
+        await wait_for(pilot, lambda: live.batches_seen - batches_before == 2)
+        assert spark.data == [pytest.approx(41.8), pytest.approx(30.6)]  # each batch's peak
 
         # HOLD: shown as such, the zone's time frozen, the contact alarm in the banner.
         progress = screen.query_one(ZoneProgress)
@@ -349,7 +366,7 @@ async def test_live_data_in_batches_and_hold_with_frozen_time(store: RecordStore
         banner = screen.query_one(AlarmBanner)
         assert banner.priority is Priority.MEDIUM
         assert "No skin contact" in str(banner.render())
-        assert "contact NO CONTACT" in str(screen.query_one("#imp-text").render())
+        assert "NO CONTACT" in str(screen.query_one("#imp-text").render())
 
 
 async def test_refused_or_failed_start_is_explained_and_esc_goes_back(

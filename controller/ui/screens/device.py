@@ -11,7 +11,6 @@ session is open.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
@@ -42,7 +41,7 @@ def info_text(info: DeviceInfo | None, port: str) -> Text:
         ("Firmware", info.firmware),
         ("Protocol", f"v{info.proto_version}"),
         ("Port", f"{info.url} at {info.baud} baud"),
-        ("Boot id", f"0x{info.boot_id:04X}"),
+        ("Boot id", str(info.boot_id)),
     )
     for n, (name, value) in enumerate(rows):
         text.append(("\n" if n else "") + f"{name:<10}", style="bold")
@@ -74,8 +73,13 @@ def capabilities_text(caps: Capabilities | None) -> Text:
         ("Current", f"up to {fmt.milliamps(caps.max_current_ua)} r.m.s."),
         ("Pulse", f"{caps.pulse_width_min_us}-{caps.pulse_width_max_us} µs"),
         ("Rate", f"{caps.frequency_min_hz}-{caps.frequency_max_hz} Hz"),
-        ("Step", f"up to {fmt.clock(caps.max_step_ms)}"),
-        ("Waveforms", ", ".join(sorted(w.name.lower() for w in caps.waveforms))),
+        ("Step", f"up to {fmt.duration(caps.max_step_ms)}"),
+        (
+            "Waveforms",
+            ", ".join(
+                sorted(fmt.WAVEFORM_WORDS.get(w.name, fmt.words(w.name)) for w in caps.waveforms)
+            ),
+        ),
         ("Telemetry", f"up to {caps.max_telemetry_hz} Hz"),
     )
     for n, (name, value) in enumerate(rows):
@@ -92,16 +96,22 @@ def status_text(status: Status | None, error: str = "") -> Text:
     if status is None:
         text.append("Not read yet (u reads it).", style="dim")
         return text
-    faults = ", ".join(status.faults.names()) if status.faults else "none"
+    names = status.faults.names() if status.faults else []
+    faults = fmt.fault_words(names)
+    if names and fmt.is_estop_only(names):
+        faults = "emergency stop (clear it with f before a new session)"
+    elif names:
+        faults += " (f clears them)"
+    step = (
+        f"{fmt.duration(status.step_elapsed_ms)} of {fmt.duration(status.step_duration_ms)}"
+        if status.step_id
+        else "none set up"
+    )
     rows = (
-        ("State", status.state.name),
+        ("State", fmt.device_state(status.state.name)),
         ("Faults", faults),
-        ("Handpiece", status.handpiece.name.replace("_", " ").lower()),
-        (
-            "Step",
-            f"id {status.step_id}: {fmt.elapsed(status.step_elapsed_ms)} of "
-            f"{fmt.clock(status.step_duration_ms)}",
-        ),
+        ("Handpiece", fmt.words(status.handpiece.name)),
+        ("Step", step),
         ("Setpoint", fmt.volts(status.amplitude_dv)),
         ("Device rx", f"CRC errors {status.rx_crc_errors}, frame errors {status.rx_frame_errors}"),
     )
@@ -159,14 +169,22 @@ class DeviceScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.status: Status | None = None
         self.status_error = ""
-        self._reading = False
         self._offered_other = False
 
     @property
     def epm(self) -> EpmApp:
         return cast("EpmApp", self.app)
+
+    @property
+    def status(self) -> Status | None:
+        """The device's status as last read (the app's: home and this screen show the same)."""
+        app = self.epm
+        return app.device_status if app.connection == "up" else None
+
+    @property
+    def _reading(self) -> bool:
+        return self.epm.status_reading
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -190,6 +208,9 @@ class DeviceScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = "Device"
         self.watch(self.epm, "connection", self._connection_changed, init=True)
+        # Every status read (after an emergency stop, a fault, a clear, a reconnection: the
+        # app reads it on the device's events) shows here at once.
+        self.watch(self.epm, "device_status_seq", self._status_read, init=False)
         self.set_interval(self.epm.poll_interval_s, self.refresh_view)
 
     def _connection_changed(self, state: str) -> None:
@@ -197,6 +218,11 @@ class DeviceScreen(Screen[None]):
         self.refresh_bindings()
         if state == "up":
             self.action_read_status()
+
+    def _status_read(self, _seq: int) -> None:
+        self.status_error = self.epm.device_status_error
+        self.refresh_view()
+        self.refresh_bindings()
 
     def _other_unit(self) -> DeviceInfo | None:
         device = self.epm.device
@@ -239,47 +265,36 @@ class DeviceScreen(Screen[None]):
             return True if not app.session_open else None
         return True
 
-    def run_request(self, what: str, request: str) -> None:
-        """Run one device request in a daemon thread; the result comes back via call_later."""
+    def disabled_reason(self, action: str) -> str:
+        """Why a dimmed key does nothing now (the app shows it when the key is pressed)."""
         app = self.epm
-        device = app.device
-        if device is None or self._reading:
-            return
-        self._reading = True
-        self.refresh_bindings()
-
-        epoch = device.epoch  # decided now, on the connection this screen shows
-
-        def work() -> None:
-            status: Status | None = None
-            error = ""
-            try:
-                if request == "clear_faults":
-                    device.clear_faults(epoch=epoch)
-                status = device.status()
-            except Exception as exc:  # shown in the status box, never a traceback
-                error = f"{what} failed: {exc}"
-            app.call_later(self._request_done, status, error)  # thread-safe: posts a message
-
-        threading.Thread(target=work, name=f"epm-ui-{request}", daemon=True).start()
-
-    def _request_done(self, status: Status | None, error: str) -> None:
-        self._reading = False
-        if status is not None:
-            self.status = status
-        self.status_error = error
-        if self.is_attached:
-            self.refresh_view()
-            self.refresh_bindings()
+        if action == "read_status":
+            if app.connection != "up":
+                return "The device is not connected: press c to reconnect."
+            return "The status is being read: a moment please."
+        if action == "reconnect":
+            if app.session_open:
+                return "A session is open: reconnect from the session screen (r) if it asks."
+            return "Connecting to the device: a moment please."
+        if action == "clear_faults":
+            if app.session_open:
+                return "A session is open: clear faults on the session screen (c)."
+            if app.connection != "up":
+                return "The device is not connected: press c to reconnect."
+            return "The device reports no fault to clear."
+        if action == "adopt_other_unit":
+            return "A session is open: end it before using another unit."
+        return ""
 
     def action_read_status(self) -> None:
-        self.run_request("Reading the status", "status")
+        self.epm.read_device_status()
+        self.refresh_bindings()
 
     def action_clear_faults(self) -> None:
-        self.run_request("Clearing faults", "clear_faults")
+        self.epm.clear_device_faults()
+        self.refresh_bindings()
 
     def action_reconnect(self) -> None:
-        self.status = None
         self.status_error = ""
         self.epm.connect_device()
 

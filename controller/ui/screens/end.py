@@ -4,10 +4,16 @@ when the client is due next.
 Why: before the client leaves, the practitioner checks that each zone got its time (planned vs
 delivered), sees every interruption and alarm of the session, writes notes into the record,
 reads the aftercare advice to the client and books the next session.
+
+The notes have the focus on arrival (typing goes straight into them); the report above
+scrolls with PgUp/PgDn (or the mouse). ctrl+s says "Notes saved" only once the record holds
+them, read back; with nothing to write it says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
@@ -20,17 +26,18 @@ from textual.widgets import DataTable, Header, Label, Static, TextArea
 from controller.records import RecordsError
 from controller.records.courses import course_progress
 from controller.records.models import EventRow, local
-from controller.session.model import Outcome, SessionSnapshot
+from controller.session.model import Outcome, SessionSnapshot, StepView
 from controller.ui.widgets import formatting as fmt
 from controller.ui.widgets.footer import EpmFooter
 
 if TYPE_CHECKING:
     from controller.ui.app import EpmApp
 
-#: Record event kinds listed under "Interruptions and alarms".
+#: Record event kinds listed under "Interruptions and alarms" (alarms: one line each).
 INTERRUPTION_KINDS = (
     "alarm_raised",
     "alarm_acknowledged",
+    "alarm_cleared",
     "hold_start",
     "hold_end",
     "link_lost",
@@ -50,21 +57,99 @@ OUTCOME_WORDS = {
     Outcome.REFUSED: "refused before anything was delivered",
 }
 
+#: The most notes the record holds (``RecordStore.set_notes``).
+NOTES_MAX = 10_000
 
-def event_line(event: EventRow) -> str:
-    """One record event in a sentence (time, kind, what)."""
-    data = event.data
-    when = local(event.wall_time, "%H:%M:%S")
-    kind = event.kind.replace("_", " ")
-    detail = (
-        data.get("message")
-        or data.get("reason")
-        or data.get("alarm")
-        or (f"step {data['index']}" if "index" in data else "")
-    )
-    if event.kind == "hold_end" and "held_ms" in data:
-        detail = f"step {data.get('index', '?')}, held {fmt.elapsed(int(data['held_ms']))}"
-    return f"{when}  {kind}" + (f": {detail}" if detail else "")
+
+def _time(event: EventRow) -> str:
+    return local(event.wall_time, "%H:%M:%S")
+
+
+@dataclass
+class _AlarmLine:
+    raised: str
+    priority: str
+    title: str
+    acknowledged: str = ""
+    by: str = ""
+
+    def text(self) -> str:
+        line = f"{self.raised}  {self.priority.upper()} alarm: {self.title} — raised {self.raised}"
+        if self.acknowledged:
+            line += f", acknowledged {self.acknowledged}" + (f" by {self.by}" if self.by else "")
+        else:
+            line += ", not acknowledged"
+        return line
+
+
+def _step_name(index: object, steps: Sequence[StepView]) -> str:
+    step = next((s for s in steps if s.index == index), None)
+    if step is None:
+        return f"step {index}"
+    if step.kind == "delivery" and step.zone:
+        return f"the {fmt.zone(step.zone).lower()} zone"
+    return f"step {step.index} ({step.title})"
+
+
+def interruption_lines(events: Sequence[EventRow], steps: Sequence[StepView] = ()) -> list[str]:
+    """The session's interruptions and alarms in plain words, in order: one line per alarm
+    (raised, acknowledged and by whom), one per hold (with how long), lost and regained
+    connections, restarts, skips and warnings."""
+    entries: list[_AlarmLine | str] = []
+    alarms: dict[object, _AlarmLine] = {}
+    open_hold: dict[object, str] = {}
+    operator_estop = False
+    for event in events:
+        data = event.data
+        kind = event.kind
+        when = _time(event)
+        if kind == "estop" and data.get("source") == "operator":
+            operator_estop = True
+        if kind == "alarm_raised":
+            detail = data.get("detail")
+            title = fmt.alarm_title(
+                str(data.get("alarm", "")),
+                detail if isinstance(detail, dict) else None,
+                str(data.get("title", "")),
+            )
+            if title == "Emergency stop" and operator_estop:
+                title = "Emergency stop (F12 pressed)"
+            line = _AlarmLine(when, str(data.get("priority", "")), title)
+            alarms[data.get("occurrence")] = line
+            entries.append(line)
+        elif kind in ("alarm_acknowledged", "alarm_cleared"):
+            shown = alarms.get(data.get("occurrence"))
+            if shown is not None and not shown.acknowledged and data.get("acknowledged"):
+                shown.acknowledged = when
+                shown.by = str(data.get("by") or "")
+        elif kind == "hold_start":
+            open_hold[data.get("index")] = when
+        elif kind == "hold_end":
+            began = open_hold.pop(data.get("index"), "")
+            held = fmt.duration(int(data.get("held_ms") or 0))
+            entries.append(
+                f"{began or when}  Hold (no skin contact) on "
+                f"{_step_name(data.get('index'), steps)}: {held}, output off"
+            )
+        elif kind == "link_lost":
+            entries.append(f"{when}  Connection to the device lost")
+        elif kind == "reconnected":
+            entries.append(f"{when}  Connection to the device back")
+        elif kind == "device_restarted":
+            entries.append(f"{when}  The device restarted")
+        elif kind == "outcome_unknown":
+            entries.append(f"{when}  A command's outcome is not known (connection lost)")
+        elif kind == "step_skipped":
+            reason = str(data.get("reason") or "")
+            entries.append(
+                f"{when}  Skipped {_step_name(data.get('index'), steps)}"
+                + (f": {fmt.plain_words(reason)}" if reason else "")
+            )
+        elif kind == "warning":
+            entries.append(f"{when}  Warning: {fmt.plain_words(str(data.get('message', '')))}")
+    for index, began in open_hold.items():
+        entries.append(f"{began}  Hold (no skin contact) on {_step_name(index, steps)}")
+    return [e.text() if isinstance(e, _AlarmLine) else e for e in entries]
 
 
 class EndScreen(Screen[None]):
@@ -73,6 +158,9 @@ class EndScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save_notes", "Save notes"),
         Binding("escape", "home", "Home"),
+        # The notes have the focus: the report scrolls with PgUp/PgDn all the same.
+        Binding("pageup", "report_up", "Scroll up", show=False, priority=True),
+        Binding("pagedown", "report_down", "Scroll down", show=False, priority=True),
     ]
 
     def __init__(self, snapshot: SessionSnapshot) -> None:
@@ -80,6 +168,7 @@ class EndScreen(Screen[None]):
         self.final = snapshot
         self.saved_notes = ""
         self._notes = ""
+        self._leave_without_notes = False
 
     @property
     def epm(self) -> EpmApp:
@@ -87,11 +176,12 @@ class EndScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(id="end-body"):
+        with VerticalScroll(id="end-body") as body:
+            body.can_focus = False  # the notes are the one place that takes the keys
             yield Static("", id="end-outcome")
             yield Label("Zones: planned and delivered", classes="section-title")
             steps = DataTable[str](id="end-steps", cursor_type="none", zebra_stripes=True)
-            steps.can_focus = False  # read-only: ↑↓ scroll the whole report instead
+            steps.can_focus = False
             yield steps
             yield Label("Interruptions and alarms", classes="section-title")
             yield Static("", id="end-events")
@@ -99,12 +189,12 @@ class EndScreen(Screen[None]):
             yield Static("", id="end-course")
             yield Label("Aftercare (tell the client)", classes="section-title")
             yield Static("", id="end-aftercare")
-            yield Label(
-                "Notes (saved to the record: ctrl+s; also saved on leaving)",
-                classes="section-title",
-            )
-            yield TextArea(id="end-notes")
-            yield Static("", id="end-notes-status")
+        yield Label(
+            "Notes: ctrl+s saves them to the record · PgUp/PgDn scroll the report",
+            id="end-notes-title",
+        )
+        yield TextArea(id="end-notes")
+        yield Static("", id="end-notes-status")
         yield EpmFooter()
 
     def on_mount(self) -> None:
@@ -117,10 +207,10 @@ class EndScreen(Screen[None]):
             text.append(f"  Outcome: {outcome.value} — {OUTCOME_WORDS.get(outcome, '')}")
         words = OUTCOME_WORDS.get(outcome, "") if outcome is not None else ""
         if snap.outcome_reason and snap.outcome_reason not in words:
-            text.append(f"\nReason: {snap.outcome_reason}")
+            text.append(f"\nReason: {fmt.plain_words(snap.outcome_reason)}")
         text.append(
-            f"\nDelivered {fmt.elapsed(snap.session_delivered_ms)} of "
-            f"{fmt.clock(snap.session_planned_ms)} planned · {snap.protocol_title} "
+            f"\nDelivered {fmt.duration(snap.session_delivered_ms)} of "
+            f"{fmt.duration(self.planned_ms())} planned · {snap.protocol_title} "
             f"v{snap.protocol_version}"
         )
         if snap.simulated:
@@ -136,15 +226,20 @@ class EndScreen(Screen[None]):
             table.add_row(
                 str(step.index),
                 fmt.ellipsize(name or "", 34),
-                fmt.clock(step.planned_ms) if step.planned_ms else "-",
-                fmt.elapsed(step.delivered_ms) if step.kind == "delivery" else "-",
+                fmt.duration(step.planned_ms) if step.planned_ms else "-",
+                fmt.duration(step.delivered_ms) if step.kind == "delivery" else "-",
                 step.status.value,
             )
         self.query_one("#end-events", Static).update(self.events_text())
         self.query_one("#end-course", Static).update(self.course_text())
         aftercare = "\n".join(f" • {item}" for item in snap.aftercare) or " (none given)"
         self.query_one("#end-aftercare", Static).update(aftercare)
-        self.query_one("#end-body", VerticalScroll).focus()  # ↑↓ PgUp PgDn read the report
+        self.query_one("#end-notes", TextArea).focus()  # typing goes into the notes
+
+    def planned_ms(self) -> int:
+        """The session's planned delivery time: its zones today, as the plan had them (the
+        record's summary says the same)."""
+        return self.final.session_planned_ms
 
     def events_text(self) -> Text:
         session_id = self.final.session_id
@@ -154,7 +249,10 @@ class EndScreen(Screen[None]):
             events = self.epm.store.events(session_id)
         except RecordsError as exc:
             return Text(f"The session's events cannot be read: {exc}")
-        lines = [event_line(e) for e in events if e.kind in INTERRUPTION_KINDS]
+        lines = interruption_lines(
+            [e for e in events if e.kind in INTERRUPTION_KINDS or e.kind == "estop"],
+            self.final.steps,
+        )
         if not lines:
             return Text("None: the session ran without interruption or alarm.")
         return Text("\n".join(lines))
@@ -173,32 +271,97 @@ class EndScreen(Screen[None]):
         due = progress.next_due.isoformat() if progress.next_due else "no further session due"
         return f"Next due: {due}. {progress.summary}"
 
+    # --- notes ------------------------------------------------------------------------------
+
     def notes_text(self) -> str:
         return self._notes.strip()
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         self._notes = event.text_area.text
+        status = self.query_one("#end-notes-status", Static)
+        if len(self._notes) > NOTES_MAX:
+            status.update(
+                Text(
+                    f"The notes are longer than the record holds ({NOTES_MAX} characters): "
+                    "shorten them, or they cannot be saved.",
+                    style="bold",
+                )
+            )
+        elif self.notes_text() != self.saved_notes:
+            status.update("Not saved yet (ctrl+s).")
 
     def on_unmount(self) -> None:
         """Leaving another way (the command palette's New session, quitting): keep the notes."""
-        if self.notes_text() != self.saved_notes:
+        if self.notes_text() != self.saved_notes and self.final.session_id is not None:
             try:
                 self.write_notes(self.notes_text())
             except Exception:  # best effort; the normal way out (Esc) reports failures
                 return
 
     def action_save_notes(self) -> bool:
-        """Save the notes to the session's record; False (and a message) when it failed."""
+        """Save the notes to the session's record and say what the record now holds; False
+        (and why) when they could not be saved."""
         notes = self.notes_text()
         status = self.query_one("#end-notes-status", Static)
+        if not notes and not self.saved_notes:
+            status.update("Nothing was written: the notes are empty.")
+            return True
+        if notes == self.saved_notes:
+            status.update("Nothing new to write: the record already holds these notes.")
+            return True
+        if len(notes) > NOTES_MAX:
+            status.update(
+                Text(
+                    f"Notes NOT saved: the record holds at most {NOTES_MAX} characters.",
+                    style="bold reverse",
+                )
+            )
+            return False
+        if self.final.session_id is None:
+            engine: Any = self.epm.engine
+            if engine is not None:
+                engine.set_notes(notes)  # kept by the engine; no record will hold them
+            status.update(
+                Text(
+                    "Nothing was written: this session has no record (it ended before it "
+                    "began). Write the notes down elsewhere; Esc leaves without them.",
+                    style="bold reverse",
+                )
+            )
+            self._leave_without_notes = True
+            return False
         try:
             self.write_notes(notes)
+            held = self.recorded_notes()
         except Exception as exc:  # keep the text on screen; say why it was not saved
             status.update(Text(f"Notes NOT saved: {exc}", style="bold reverse"))
             return False
+        if held is None:
+            status.update(
+                Text(
+                    "Notes written, but the record could not be read back to check them.",
+                    style="bold",
+                )
+            )
+            return False
+        if held != notes:
+            status.update(
+                Text("Notes NOT saved: the record does not hold them.", style="bold reverse")
+            )
+            return False
         self.saved_notes = notes
-        status.update("Notes saved to the record.")
+        status.update("Notes saved to the record." if notes else "Notes removed from the record.")
         return True
+
+    def recorded_notes(self) -> str | None:
+        """The notes the record holds now (None when there is no record to read)."""
+        session_id = self.final.session_id
+        if session_id is None:
+            return None
+        try:
+            return (self.epm.store.get_session(session_id).notes or "").strip()
+        except RecordsError:
+            return None
 
     def write_notes(self, notes: str) -> None:
         engine: Any = self.epm.engine
@@ -209,8 +372,21 @@ class EndScreen(Screen[None]):
             raise RecordsError("this session has no record to hold notes")
         self.epm.store.set_notes(self.final.session_id, notes)
 
+    # --- keys ---------------------------------------------------------------------------------
+
+    def action_report_up(self) -> None:
+        self.query_one("#end-body", VerticalScroll).scroll_page_up(animate=False)
+
+    def action_report_down(self) -> None:
+        self.query_one("#end-body", VerticalScroll).scroll_page_down(animate=False)
+
     def action_home(self) -> None:
-        if self.notes_text() != self.saved_notes and not self.action_save_notes():
+        leave_anyway = self._leave_without_notes
+        if (
+            self.notes_text() != self.saved_notes
+            and not self.action_save_notes()
+            and not leave_anyway
+        ):
             return
         self.saved_notes = self.notes_text()
         self.epm.finish_session()

@@ -100,6 +100,14 @@ class HelpScreen(Screen[None]):
                 ),
                 classes="help-text",
             )
+            yield Static(Content.styled("Keys", "bold underline"), classes="help-heading")
+            yield Static(
+                "A key shown dimmed does not apply now; on the home, device and new-session "
+                "screens, pressed anyway, it says why. Enter goes on to the next page, space "
+                "toggles in lists. Ctrl+C quits like Ctrl+Q.\n",
+                classes="help-text",
+                markup=False,
+            )
             for section in all_sections(app_cls):
                 yield Static(section_content(section), classes="help-section")
 

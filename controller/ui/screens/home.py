@@ -13,14 +13,40 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Header, Label
+from textual.widgets import Button, Header, Label, Static
 
+from controller.ui.widgets import formatting as fmt
 from controller.ui.widgets.device_panel import DevicePanel, DeviceStatusView
 from controller.ui.widgets.footer import EpmFooter
 from controller.ui.widgets.today_sessions import TodaySessions
 
 if TYPE_CHECKING:
     from controller.ui.app import EpmApp
+
+
+def latched_notice(faults: list[str], pressed_here: bool) -> str:
+    """What the home screen says about faults the device still latches (no session open).
+
+    Plain words, no alarm: the fault belongs to what happened before, not to the client now
+    in the chair; it must be cleared deliberately (f) before a new session."""
+    if fmt.is_estop_only(faults):
+        what = "an emergency stop"
+    else:
+        what = f"a latched fault ({fmt.fault_words(faults)})"
+    origin = " (pressed here, no session was running)" if pressed_here else " from the last session"
+    return (
+        f"The device reports {what}{origin}: clear it before a new session. "
+        "Check the client and the device, then press f to clear it."
+    )
+
+
+def latched_short(faults: list[str]) -> str:
+    """Why no new session may start while the device latches ``faults``."""
+    if fmt.is_estop_only(faults):
+        what = "an emergency stop"
+    else:
+        what = f"a fault ({fmt.fault_words(faults)})"
+    return f"The device still reports {what}: press f on the home screen to clear it first."
 
 
 class HomeScreen(Screen[None]):
@@ -31,8 +57,17 @@ class HomeScreen(Screen[None]):
         Binding("l", "library", "Library"),
         Binding("r", "records", "Records"),
         Binding("d", "device", "Device"),
-        Binding("c", "retry_connect", "Retry connect"),
+        Binding("c", "retry_connect", "Retry"),
+        Binding("f", "clear_faults", "Clear E-stop / faults"),
+        Binding(
+            "t", "training_faults", "Faults", tooltip="Simulator only: inject faults for training"
+        ),
     ]
+
+    def action_training_faults(self) -> None:
+        from controller.ui.screens.training import open_training_panel
+
+        open_training_panel(self.epm)
 
     @property
     def epm(self) -> EpmApp:
@@ -47,6 +82,8 @@ class HomeScreen(Screen[None]):
                 yield Button("Library (l)", id="btn-library", compact=True)
                 yield Button("Records (r)", id="btn-records", compact=True)
                 yield Button("Device (d)", id="btn-device", compact=True)
+            # Below the buttons: when it appears or goes, the buttons stay where they are.
+            yield Static("", id="home-notice")
             yield Label("Today's sessions", id="today-title", classes="section-title")
             yield TodaySessions(id="today")
         yield EpmFooter()
@@ -54,16 +91,36 @@ class HomeScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = "Home"
         self.watch(self.epm, "connection", self._connection_changed, init=True)
+        self.watch(self.epm, "device_status_seq", self._device_status_changed, init=True)
         self.set_interval(self.epm.poll_interval_s, self.refresh_device)
         self.refresh_today()
 
     def on_screen_resume(self) -> None:
         self.refresh_today()
         self.refresh_device()
-        self.refresh_bindings()
+        self.refresh_state()
+        self.epm.read_device_status()  # what happened meanwhile (a session's E-stop) shows
 
     def _connection_changed(self, _state: str) -> None:
         self.refresh_device()
+        self.refresh_state()
+
+    def _device_status_changed(self, _seq: int) -> None:
+        self.refresh_state()
+
+    def refresh_state(self) -> None:
+        """The latched-fault notice, the keys and the New session button, from the app."""
+        app = self.epm
+        notice = self.query_one("#home-notice", Static)
+        faults = app.latched_faults if not app.session_open else []
+        if faults:
+            notice.update(latched_notice(faults, app.estop_without_session))
+        elif app.device_status_error and app.connection == "up":
+            notice.update(app.device_status_error)
+        else:
+            notice.update("")
+        notice.set_class(bool(faults), "-latched")
+        notice.display = bool(faults) or bool(app.device_status_error and app.connection == "up")
         self.refresh_bindings()
         self.query_one("#btn-new", Button).disabled = self.check_action("new_session", ()) is None
 
@@ -106,15 +163,48 @@ class HomeScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.epm
+        if action == "training_faults":
+            return app.simulated  # the key exists only on a simulator
         if action == "new_session":
             ready = app.connection == "up" and app.device_info is not None
-            return True if ready and not app.session_open else None
+            if not ready or app.session_open or app.latched_faults:
+                return None
+            return True
         if action == "retry_connect":
-            return True if app.connection == "failed" else None
+            return app.connection == "failed"  # shown only when there is something to retry
+        if action == "clear_faults":
+            if not app.latched_faults:
+                return False  # offered only when the device latches something
+            return True if not app.session_open else None
         return True
+
+    def disabled_reason(self, action: str) -> str:
+        """Why a dimmed key does nothing now (the app shows it when the key is pressed)."""
+        app = self.epm
+        if action == "new_session":
+            if app.connection == "connecting":
+                return "Connecting to the device: a moment please."
+            if app.connection != "up" or app.device_info is None:
+                return "The device is not connected: press c to try again."
+            if app.session_open:
+                return "A session is already open."
+            faults = app.latched_faults
+            if faults:
+                return latched_short(faults)
+        if action == "retry_connect":
+            if app.connection == "up":
+                return "The device is connected: nothing to retry."
+            return "Connecting to the device: a moment please."
+        if action == "clear_faults":
+            return "A session is open: clear faults on the session screen."
+        return ""
 
     def action_new_session(self) -> None:
         self.epm.action_new_session()
+
+    def action_clear_faults(self) -> None:
+        """A deliberate clear of what the device latched (the last session's E-stop)."""
+        self.epm.clear_device_faults()
 
     def action_library(self) -> None:
         from controller.ui.screens.library import LibraryScreen

@@ -6,8 +6,10 @@ zones today, which serum lot, and the pre-session checklist. The screen decides 
 safety: which protocols may run is ``check_runnable``'s answer, whether the checklist allows a
 session is ``evaluate_checklist``'s, and the engine's preflight has the last word.
 
-Keys: ctrl+n next page, Esc back (on the first page: back home), ctrl+s start (last page).
-Enter in a field moves on as well.
+Keys: ctrl+n (or Enter, everywhere: in a field, on a list) next page, Esc back (on the first
+page: back home), ctrl+s start (last page). Space toggles in lists (a zone, an answer); Enter
+never does. A key that does not apply yet says why when pressed, and a field that is full says
+so instead of dropping what was typed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (
     Button,
@@ -29,19 +32,17 @@ from textual.widgets import (
     Input,
     Label,
     OptionList,
-    SelectionList,
     Static,
 )
 from textual.widgets.option_list import Option
-from textual.widgets.selection_list import Selection
 
 from controller.records import RecordsError, RecordStore
 from controller.records.approvals import check_runnable
 from controller.records.courses import course_progress
-from controller.records.validation import CLIENT_CODE
+from controller.records.validation import CLIENT_CODE, CLIENT_NAME_MAX
 from controller.session.model import SessionPlan
 from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.checklist import ChecklistAnswers
+from controller.ui.widgets.checklist import ChecklistAnswers, ToggleList
 from controller.ui.widgets.footer import EpmFooter
 from controller.ui.widgets.protocol_summary import ProtocolSummary
 from protocols import build_checklist, evaluate_checklist, load_library
@@ -51,6 +52,41 @@ if TYPE_CHECKING:
 
 PAGES = ("page-client", "page-protocol", "page-zones", "page-checklist", "page-review")
 PAGE_TITLES = ("Client", "Protocol", "Zones & serum", "Checklist", "Start")
+
+#: What each field holds (for "at most N characters" messages), by the Input's id.
+FIELD_NAMES = {
+    "client-code": "A client code",
+    "client-name": "A client's name",
+    "practitioner": "The practitioner's name",
+    "serum-lot": "A serum lot number",
+}
+
+
+class LimitedInput(Input):
+    """An Input that says why it refused what was typed or pasted (it was too long), instead
+    of only ringing the terminal bell: what was refused is not taken at all, never cut."""
+
+    class Refused(Message):
+        """Typing or pasting was refused: the field would have been longer than its limit."""
+
+        def __init__(self, field: LimitedInput) -> None:
+            super().__init__()
+            self.field = field
+
+        @property
+        def control(self) -> LimitedInput:
+            return self.field
+
+    def restricted(self) -> None:
+        self.post_message(self.Refused(self))
+
+
+def too_long_message(field_id: str, max_length: int) -> str:
+    what = FIELD_NAMES.get(field_id, "This field")
+    return (
+        f"{what} has at most {max_length} characters: what was typed or pasted beyond that "
+        "was not taken. Check the field and shorten it."
+    )
 
 
 @dataclass(frozen=True)
@@ -134,6 +170,8 @@ class NewSessionScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "next", "Next"),
+        # Enter goes on wherever nothing else takes it (the lists leave it to the screen).
+        Binding("enter", "next", "Next", show=False),
         Binding("escape", "back", "Back"),
         Binding("ctrl+s", "start", "Start session"),
     ]
@@ -159,22 +197,23 @@ class NewSessionScreen(Screen[None]):
             with Vertical(id="page-client", classes="page"):
                 with Horizontal(classes="field"):
                     yield Label("Client code", classes="field-label")
-                    yield Input(
+                    yield LimitedInput(
                         placeholder="e.g. C-0042", id="client-code", max_length=32, compact=True
                     )
                 with Horizontal(classes="field"):
                     yield Label("Name", classes="field-label")
-                    yield Input(
+                    yield LimitedInput(
                         placeholder="optional, e.g. Anna B.",
                         id="client-name",
-                        max_length=120,
+                        max_length=CLIENT_NAME_MAX,
                         compact=True,
                     )
                 with Horizontal(classes="field"):
                     yield Label("Practitioner", classes="field-label")
-                    yield Input(id="practitioner", max_length=120, compact=True)
+                    yield LimitedInput(id="practitioner", max_length=120, compact=True)
                 yield Label(
-                    "Clients matching the code (Tab here, Enter picks one):", classes="field-help"
+                    "Clients matching the code (Tab here, Enter picks one and goes on):",
+                    classes="field-help",
                 )
                 yield OptionList(id="client-matches", compact=True)
             with Vertical(id="page-protocol", classes="page"):
@@ -183,14 +222,17 @@ class NewSessionScreen(Screen[None]):
                 with VerticalScroll(id="summary-scroll"):
                     yield ProtocolSummary(id="summary")
             with Vertical(id="page-zones", classes="page"):
-                yield Label("Zones to treat today (space toggles; manual steps always run)")
-                yield SelectionList[str](id="zones", compact=True)
+                yield Label(
+                    "Zones today: space turns one on ✔ or off ✘ · Enter goes on · "
+                    "manual steps always run"
+                )
+                yield ToggleList(id="zones")
                 yield Label("Serum lot number (on the serum's label)", id="lot-label")
-                yield Input(
+                yield LimitedInput(
                     placeholder="e.g. LOT-2026-117", id="serum-lot", max_length=64, compact=True
                 )
             with Vertical(id="page-checklist", classes="page"):
-                yield Label("Pre-session checklist: ↑↓ move · y yes · n no · Enter cycles")
+                yield Label("Checklist: ↑↓ move · y yes · n no · space no/yes · Enter goes on")
                 yield ChecklistAnswers(id="checklist")
                 yield Static("", id="checklist-status")
             with VerticalScroll(id="page-review", classes="page"):
@@ -304,7 +346,7 @@ class NewSessionScreen(Screen[None]):
                 return "This protocol cannot run on this device: " + "; ".join(entry.refusals)
             return ""
         if page == 2:
-            if not self.query_one("#zones", SelectionList).selected:
+            if not self.query_one("#zones", ToggleList).selected:
                 return "Choose at least one zone (space toggles the highlighted zone)."
             if not self.epm.simulated and not self.query_one("#serum-lot", Input).value.strip():
                 return "Type the serum's lot number: on a real device it is required."
@@ -339,6 +381,29 @@ class NewSessionScreen(Screen[None]):
         if action == "start":
             return True if self.page == len(PAGES) - 1 else None
         return True
+
+    def disabled_reason(self, action: str) -> str:
+        """Why a dimmed key does nothing now (the app shows it when the key is pressed)."""
+        if action == "start":
+            problems = self.all_problems()
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                message = f"Not ready to start: {problems[0]}{more}"
+            else:
+                message = "Check the summary first: ctrl+n to the last page, then ctrl+s starts."
+            return message
+        if action == "next":
+            return "This is the last page: ctrl+s starts the session (Esc goes back)."
+        return ""
+
+    def show_disabled_reason(self, message: str) -> None:
+        """Shown in the page's own problem line, where the other reasons are."""
+        self.problem(message)
+
+    def on_limited_input_refused(self, event: LimitedInput.Refused) -> None:
+        event.stop()
+        field = event.field
+        self.problem(too_long_message(field.id or "", field.max_length or 0))
 
     # --- page 1: client -----------------------------------------------------------------------
 
@@ -378,6 +443,7 @@ class NewSessionScreen(Screen[None]):
                 self.query_one("#client-code", Input).value = code
                 self.query_one("#client-name", Input).value = (client.name or "") if client else ""
                 self.query_one("#client-code", Input).focus()
+            self.action_next()
         elif event.option_list.id == "protocols":
             self.action_next()
 
@@ -433,11 +499,8 @@ class NewSessionScreen(Screen[None]):
             return
         self.selected = entry
         protocol = entry.result.protocol
-        zones = self.query_one("#zones", SelectionList)
-        zones.clear_options()
-        for zone in protocol.zones:
-            zones.add_option(Selection(fmt.zone(zone.value), zone.value, True))
-        zones.highlighted = 0
+        zones = self.query_one("#zones", ToggleList)
+        zones.set_entries([(fmt.zone(zone.value), zone.value, True) for zone in protocol.zones])
         self.query_one("#lot-label", Label).update(
             f"Serum lot number of {protocol.serum.name}"
             + (" (optional on the simulator)" if self.epm.simulated else " (required)")
@@ -475,7 +538,7 @@ class NewSessionScreen(Screen[None]):
         entry = self.selected
         assert entry is not None
         checklist = self.query_one("#checklist", ChecklistAnswers)
-        zones = tuple(self.query_one("#zones", SelectionList).selected)
+        zones = tuple(self.query_one("#zones", ToggleList).selected)
         all_zones = tuple(z.value for z in entry.result.protocol.zones)
         name = self.query_one("#client-name", Input).value.strip()
         return SessionPlan(

@@ -1,7 +1,8 @@
 """A high-priority alarm in full, in front of the run screen, until acknowledged or closed.
 
 Why: a high-priority alarm means delivery stopped or may have gone wrong; the practitioner
-must read what happened and what to do, not just see a red line. The run screen keeps updating
+must read what happened and what to do, not just see a red line. The practitioner's own
+emergency stop is called "Emergency stop", never "Device fault". The run screen keeps updating
 behind it and the emergency stop (F12) still works.
 """
 
@@ -18,6 +19,7 @@ from textual.widgets import Label, Static
 
 from controller.session.alarms import Alarm, Priority
 from controller.ui.theme import alarm_colours
+from controller.ui.widgets import formatting as fmt
 
 
 def _priority_css() -> str:
@@ -74,11 +76,12 @@ class AlarmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
+            title = fmt.alarm_title(self.alarm.code.value, self.alarm.detail, self.alarm.title)
             yield Label(
-                f"{self.alarm.priority.value.upper()} PRIORITY ALARM — {self.alarm.title}",
+                f"{self.alarm.priority.value.upper()} PRIORITY ALARM — {title}",
                 id="alarm-title",
             )
-            yield Static(Text(self.alarm.message), id="alarm-message")
+            yield Static(Text(fmt.plain_words(self.alarm.message)), id="alarm-message")
             yield Label(
                 "a acknowledge · Esc close (the alarm stays shown) · F12 E-STOP", classes="hint"
             )

@@ -1,9 +1,13 @@
-"""The pre-session checklist as a keyboard list: move with the arrows, answer with y or n.
+"""Lists answered with the keyboard on the new-session pages: the pre-session checklist and
+the zones to treat today.
 
-Why: every item must be answered before a session starts (``protocols.evaluate_checklist``
-decides; this widget only collects answers). A "yes" to a contraindication is shown as blocking
-right where it was given; notes are shown and need no answer. Enter or a click cycles an
-answer (unanswered → no → yes → no), so the mouse works too.
+Why: every checklist item must be answered before a session starts
+(``protocols.evaluate_checklist`` decides; this widget only collects answers), and the zones
+list decides what is delivered today. One rule for both, so no key surprises anyone: **space**
+toggles (a zone on or off; an answer no/yes), **y**/**n** answer, and **Enter always goes on**
+to the next page — it never changes an answer or turns a zone off. Each line shows ✔ when it
+lets the session go ahead as planned and ✘ when it does not (a zone left out, a blocking
+answer), in words as well as the mark. A click toggles, so the mouse works too.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import OptionList
@@ -19,21 +24,25 @@ from textual.widgets.option_list import Option
 
 from protocols import ChecklistItem, ItemKind
 
+#: The marks: the line lets the session go ahead as planned, or it does not.
+TICK = "✔"
+CROSS = "✘"
+
 
 def item_prompt(item: ChecklistItem, answer: bool | None) -> Text:
     text = Text()
     if item.kind is ItemKind.NOTE:
-        text.append(" NOTE ", style="bold reverse")
+        text.append("   NOTE ", style="bold reverse")
         text.append(f" {item.text}", style="italic")
         return text
     if answer is None:
-        text.append(" ---- ", style="dim")
+        text.append(" ·  ---  ", style="dim")
     elif item.kind is ItemKind.CONTRAINDICATION and answer:
-        text.append(" YES! ", style="bold reverse")
+        text.append(f" {CROSS} YES!  ", style="bold reverse")
     elif item.kind is ItemKind.CONFIRMATION and not answer:
-        text.append("  NO! ", style="bold reverse")
+        text.append(f" {CROSS}  NO!  ", style="bold reverse")
     else:
-        text.append(" yes  " if answer else " no   ", style="bold")
+        text.append(f" {TICK} yes   " if answer else f" {TICK} no    ", style="bold")
     text.append(f" {item.text}")
     if item.kind is ItemKind.CONTRAINDICATION and answer:
         text.append("  — blocks the session", style="bold")
@@ -42,12 +51,25 @@ def item_prompt(item: ChecklistItem, answer: bool | None) -> Text:
     return text
 
 
-class ChecklistAnswers(OptionList):
+class _GoOnList(OptionList):
+    """An option list whose Enter is left to the screen (go on); a click selects."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # Overrides OptionList's Enter (select): the screen's Enter (next page) runs instead.
+        Binding("enter", "go_on", "Next", show=False),
+    ]
+
+    def action_go_on(self) -> None:
+        raise SkipAction()
+
+
+class ChecklistAnswers(_GoOnList):
     """The items of ``protocols.build_checklist(protocol)`` with their answers."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n", "answer(False)", "No"),
+        Binding("space", "cycle", "No/yes", show=False),
     ]
 
     class Changed(Message):
@@ -116,6 +138,14 @@ class ChecklistAnswers(OptionList):
         self.set_answer(item.id, yes)
         self.highlight_next_question()
 
+    def action_cycle(self) -> None:
+        """Space (or a click): unanswered → no → yes → no …"""
+        item = self._highlighted_item()
+        if item is None or item.kind is ItemKind.NOTE:
+            return
+        current = self._answers.get(item.id)
+        self.set_answer(item.id, current is False)
+
     def highlight_next_question(self) -> None:
         """Move to the next item that takes an answer (notes are skipped)."""
         start = (self.highlighted or 0) + 1
@@ -125,9 +155,72 @@ class ChecklistAnswers(OptionList):
                 return
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        item = self._highlighted_item()
-        if item is None or item.kind is ItemKind.NOTE:
+        event.stop()  # only a click selects here (Enter goes on)
+        self.action_cycle()
+
+
+def zone_prompt(label: str, on: bool) -> Text:
+    text = Text()
+    if on:
+        text.append(f" {TICK} ", style="bold")
+        text.append(label)
+    else:
+        text.append(f" {CROSS} ", style="bold reverse")
+        text.append(label, style="strike")
+        text.append("  — not today", style="bold")
+    return text
+
+
+class ToggleList(_GoOnList):
+    """Values that are on or off (the zones to treat today): space or a click toggles the
+    highlighted one; Enter goes on. ``selected`` lists the values that are on, in order."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "flip", "On/off"),
+    ]
+
+    class Changed(Message):
+        """A value was turned on or off."""
+
+        def __init__(self, toggles: ToggleList) -> None:
+            super().__init__()
+            self.toggles = toggles
+
+        @property
+        def control(self) -> ToggleList:
+            return self.toggles
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, compact=True)
+        self._entries: list[tuple[str, str]] = []
+        self._on: dict[str, bool] = {}
+
+    def set_entries(self, entries: Sequence[tuple[str, str, bool]]) -> None:
+        """``(label, value, on)`` for each line, in order."""
+        self._entries = [(label, value) for label, value, _ in entries]
+        self._on = {value: on for _, value, on in entries}
+        self.clear_options()
+        self.add_options([Option(zone_prompt(label, on), id=value) for label, value, on in entries])
+        if entries:
+            self.highlighted = 0
+
+    @property
+    def selected(self) -> list[str]:
+        return [value for _, value in self._entries if self._on.get(value)]
+
+    def is_on(self, value: str) -> bool:
+        return bool(self._on.get(value))
+
+    def action_flip(self) -> None:
+        """Space (or a click): the highlighted value on or off."""
+        index = self.highlighted
+        if index is None or not 0 <= index < len(self._entries):
             return
-        current = self._answers.get(item.id)
-        self.set_answer(item.id, current is False)
+        label, value = self._entries[index]
+        self._on[value] = not self._on.get(value)
+        self.replace_option_prompt_at_index(index, zone_prompt(label, self._on[value]))
+        self.post_message(self.Changed(self))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()  # only a click selects here (Enter goes on)
+        self.action_flip()

@@ -59,7 +59,9 @@ class DevicePanel(Static):
     DevicePanel {
         width: 100%;
         height: auto;
-        min-height: 3;
+        /* Tall enough for connecting, connected and most failures: the buttons below do not
+           move under the mouse while the device connects. */
+        min-height: 6;
         padding: 0 1;
         border: round $primary;
     }

@@ -5,12 +5,18 @@ Why: Textual's footer is one line that scrolls sideways, so at 80 columns the ke
 emergency stop first on every screen, then the screen's keys in their order (disabled ones
 dimmed, as Textual's footer does), then the app's keys, and wraps onto a second line when one
 is not enough.
+
+A screen may choose which of its keys the footer shows by defining ``footer_actions()``: the
+names of its actions to show, in that order (the run screen shows the five keys that matter in
+the phase). Then only those, the keys of the focused widget (e.g. an open question's Enter and
+Esc), the emergency stop and F1 help are shown; every other key still works and is listed in
+the help screen, which reads the screens' bindings, not the footer.
 """
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import HorizontalGroup
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -18,6 +24,8 @@ from textual.widgets._footer import FooterKey
 
 #: The action bound to the emergency stop (shown first, with its own style).
 ESTOP_ACTION = "emergency_stop"
+#: The app's keys shown when a screen chooses its own (F1 help lists the rest).
+CHOSEN_APP_ACTIONS = frozenset({"help"})
 #: At most this many lines of keys.
 MAX_ROWS = 2
 
@@ -113,11 +121,35 @@ class EpmFooter(Footer):
                 app_keys.append(entry)
             else:
                 screen_keys.append(entry)
+        chooser = getattr(self.screen, "footer_actions", None)
+        chosen = chooser() if callable(chooser) else None
+        if chosen is not None:
+            return (
+                first
+                + self._chosen(active, list(chosen))
+                + [entry for entry in app_keys if entry[0].action in CHOSEN_APP_ACTIONS]
+            )
         palette = active.get(self.app.COMMAND_PALETTE_BINDING)
         if self.app.ENABLE_COMMAND_PALETTE and palette is not None:
             _node, binding, enabled, _tooltip = palette
             app_keys.append((binding, enabled, "Open the command palette"))
         return first + screen_keys + app_keys
+
+    def _chosen(
+        self, active: dict[str, ActiveBinding], actions: list[str]
+    ) -> list[tuple[Binding, bool, str]]:
+        """The focused widgets' shown keys, then the screen's ``actions`` in their order."""
+        screen = self.screen
+        focused: list[tuple[Binding, bool, str]] = []
+        by_action: dict[str, tuple[Binding, bool, str]] = {}
+        for node, binding, enabled, tooltip in active.values():
+            if not binding.show or binding.action == ESTOP_ACTION:
+                continue
+            if node is screen:
+                by_action.setdefault(binding.action, (binding, enabled, tooltip))
+            elif node is not self.app and binding.action not in {b.action for b, _, _ in focused}:
+                focused.append((binding, enabled, tooltip))
+        return focused + [by_action[action] for action in actions if action in by_action]
 
     def compose(self) -> ComposeResult:
         if not self._bindings_ready:

@@ -49,8 +49,39 @@ def link_text(view: LinkView | LinkHealth | None, port: str = "") -> Text:
     return text
 
 
+def run_link_text(view: LinkView | LinkHealth | None, port: str = "") -> Text:
+    """The run screen's line, in words: ``Link up · sim://… · round trip 1.2 ms (at worst
+    3.4 ms) · no errors``, or the counts of what went wrong (``3 resent, 2 measurements lost``).
+    """
+    if view is None:
+        return Text("Link: not connected", style="dim")
+    if isinstance(view, LinkHealth):
+        state, dropped = str(view.state), view.frames_dropped
+    else:
+        state, dropped = view.state, view.dropped_frames
+        port = view.port or port
+    text = Text()
+    text.append("Link ", style="bold")
+    text.append(STATE_WORDS.get(state, state), style="bold" if state == "up" else "bold reverse")
+    if port:
+        text.append(f" · {port}")
+    if view.rtt_p50_ms is not None:
+        text.append(f" · round trip {_rtt(view.rtt_p50_ms)}")
+        if view.rtt_p99_ms is not None:
+            text.append(f" (at worst {_rtt(view.rtt_p99_ms)})")
+    problems = [
+        (view.retransmissions, "resent"),
+        (view.crc_errors, "corrupt"),
+        (dropped, "dropped"),
+        (view.telemetry_lost, "measurements lost"),
+    ]
+    counted = [f"{count} {word}" for count, word in problems if count]
+    text.append(f" · {', '.join(counted)}" if counted else " · no errors")
+    return text
+
+
 class LinkHealthLine(Static):
-    """Call :meth:`show` with a ``LinkView`` or ``LinkHealth`` (or None)."""
+    """The run screen's link line: call :meth:`show` with a ``LinkView`` or ``LinkHealth``."""
 
     DEFAULT_CSS = """
     LinkHealthLine {
@@ -63,7 +94,7 @@ class LinkHealthLine(Static):
     """
 
     def show(self, view: LinkView | LinkHealth | None, port: str = "") -> None:
-        text = link_text(view, port)
+        text = run_link_text(view, port)
         if text != getattr(self, "_last_text", None):
             self._last_text = text
             self.update(text, layout=False)  # always one line

@@ -18,8 +18,15 @@ from protocols import DeliveryStep, ManualStep
 
 
 def step_parameters(step: DeliveryStep) -> str:
+    if step.waveform.phases == 2:
+        shape = "biphasic"
+    elif step.polarity is not None:
+        polarity = fmt.POLARITY_WORDS.get(step.polarity.value, fmt.words(step.polarity.value))
+        shape = f"monophasic, {polarity}"
+    else:
+        shape = "monophasic"
     parts = [
-        "biphasic" if step.waveform.phases == 2 else f"monophasic {step.polarity or ''}".strip(),
+        shape,
         f"{step.amplitude_v:g}→{step.amplitude_max_v:g} V",
         f"{step.pulse_width_us:g} µs",
         f"{step.frequency_hz:g} Hz",
@@ -37,14 +44,14 @@ def summary_text(load_result: Any, refusals: Sequence[str] = ()) -> Text:
     if protocol is None:
         text.append(f"{load_result.path.name}: not a valid protocol file\n", style="bold")
         for problem in load_result.errors[:5]:
-            text.append(f" • line {problem.line}: {problem.message}\n")
+            text.append(f" • line {problem.line}: {fmt.plain_words(problem.message)}\n")
         for reason in refusals:
-            text.append(f" • {reason}\n")
+            text.append(f" • {fmt.plain_words(reason)}\n")
         return text
     text.append(f"{protocol.title}\n", style="bold")
     text.append(
         f"{protocol.id} v{protocol.version} · {protocol.status.value} · "
-        f"{protocol.handpiece.value.replace('_', ' ')} · serum {protocol.serum.name}\n"
+        f"{fmt.words(protocol.handpiece.value)} · serum {protocol.serum.name}\n"
     )
     text.append(
         f"Course: {protocol.course.sessions} sessions, every {protocol.course.interval_days} days"
@@ -52,24 +59,24 @@ def summary_text(load_result: Any, refusals: Sequence[str] = ()) -> Text:
     if protocol.course.maintenance_interval_days:
         text.append(f", then every {protocol.course.maintenance_interval_days} days")
     text.append(
-        f" · session {fmt.clock(int(protocol.total_session_s * 1000))}, "
-        f"delivery {fmt.clock(int(protocol.total_delivery_s * 1000))}\n"
+        f" · session {fmt.seconds(protocol.total_session_s)}, "
+        f"delivery {fmt.seconds(protocol.total_delivery_s)}\n"
     )
     for number, step in enumerate(protocol.steps, start=1):
         if isinstance(step, ManualStep):
-            timer = fmt.clock(int(step.duration_s * 1000)) if step.duration_s else "no timer"
+            timer = fmt.seconds(step.duration_s) if step.duration_s else "no timer"
             text.append(f"{number:>2}. manual: {step.title} ({timer})\n")
         else:
             text.append(
-                f"{number:>2}. {fmt.zone(step.zone.value)} {fmt.clock(int(step.duration_s * 1000))}"
+                f"{number:>2}. {fmt.zone(step.zone.value)} {fmt.seconds(step.duration_s)}"
                 f": {step_parameters(step)}\n"
             )
     for problem in load_result.warnings:
-        text.append(f"Warning: {problem.message}\n", style="italic")
+        text.append(f"Warning: {fmt.plain_words(problem.message)}\n", style="italic")
     if refusals:
         text.append("Cannot run on this device:\n", style="bold reverse")
         for reason in refusals:
-            text.append(f" • {reason}\n")
+            text.append(f" • {fmt.plain_words(reason)}\n")
     return text
 
 

@@ -36,8 +36,13 @@ class SimBanner(Static):
     }}
     """
 
-    def __init__(self, *, docked: bool = False, id: str | None = None) -> None:
-        super().__init__("", id=id, classes="-docked" if docked else "")
+    def __init__(
+        self, *, docked: bool = False, shown: bool = False, serial: str = "", id: str | None = None
+    ) -> None:
+        # Shown (and worded) from the start when the app already knows it is a simulator: the
+        # marker is there as soon as the screen is laid out, not one refresh later.
+        classes = " ".join(c for c in ("-docked" if docked else "", "-shown" if shown else "") if c)
+        super().__init__(banner_text(serial) if shown else "", id=id, classes=classes)
 
     def on_mount(self) -> None:
         if hasattr(self.app, "simulated"):
@@ -48,4 +53,8 @@ class SimBanner(Static):
     def _follow(self, _value: object = None) -> None:
         self.set_class(bool(getattr(self.app, "simulated", False)), "-shown")
         serial = str(getattr(self.app, "device_serial", "") or "")
-        self.update(f"▶ {SIM_TEXT}" + (f" · device {serial}" if serial else "") + " ◀")
+        self.update(banner_text(serial))
+
+
+def banner_text(serial: str) -> str:
+    return f"▶ {SIM_TEXT}" + (f" · device {serial}" if serial else "") + " ◀"

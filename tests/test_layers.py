@@ -1,4 +1,5 @@
-"""Layers import downward only: ui -> session -> device -> link -> wire.
+"""Layers import downward only: ui -> session -> device -> link -> wire; the UI never reaches
+past the device layer to the link or the codec.
 
 ``protocols`` depends on nothing of ours; the simulator may share the wire codec; the
 controller reaches the simulator only from the CLI and the UI's app factory (the built-in
@@ -29,11 +30,11 @@ ALLOWED: dict[str, set[str]] = {
         "controller.records",
         "protocols",
     },
+    # The screens get device, link and telemetry facts from the session's snapshot and the
+    # device layer's views (controller.device.views), never from the link or the codec.
     "controller.ui": {
         "controller.session",
         "controller.device",
-        "controller.link",
-        "controller.wire",
         "controller.records",
         "protocols",
         "simulator",

@@ -698,7 +698,7 @@ def stop_engine(engine: object, reason: str, *, interrupted: bool = False) -> No
 
 def connect_failure_message(exc: BaseException, url: str) -> str:
     """A connection failure in plain words with what to do (never a traceback)."""
-    from controller.link import LinkError
+    from controller.device import LinkError
 
     if isinstance(exc, LinkError):
         return str(exc)

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Label, Static
 
 from controller.device import Capabilities, DeviceInfo, Status
-from controller.link import LinkHealth
+from controller.device.views import HealthView as LinkHealth
 from controller.ui.widgets import formatting as fmt
 from controller.ui.widgets.footer import EpmFooter
 

@@ -40,6 +40,7 @@ from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Header, Label, Static
 
+from controller.device.views import TelemetrySample as Telemetry
 from controller.session.alarms import Priority
 from controller.session.model import Action, Phase, Seen, SessionControl, SessionSnapshot
 from controller.ui.messages import EngineStartFinished, SessionUpdate
@@ -56,7 +57,6 @@ from controller.ui.widgets.run_text import readings, why_not
 from controller.ui.widgets.scalp_map import ScalpMap
 from controller.ui.widgets.step_list import StepList
 from controller.ui.widgets.zone_progress import SessionBars, ZoneProgress
-from controller.wire import Telemetry
 
 if TYPE_CHECKING:
     from controller.ui.app import EpmApp

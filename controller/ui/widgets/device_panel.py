@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from controller.device import DeviceInfo
-from controller.link import LinkHealth
+from controller.device.views import HealthView as LinkHealth
 from controller.ui.widgets.link_health import link_text
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from controller.link import LinkHealth
+from controller.device.views import HealthView as LinkHealth
 from controller.session.model import LinkView
 
 STATE_WORDS = {

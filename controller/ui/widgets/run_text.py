@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from controller.device.views import Contact
+from controller.device.views import TelemetrySample as Telemetry
 from controller.session.alarms import AlarmCode
 from controller.session.model import Phase, SessionSnapshot
-from controller.wire import Contact, Telemetry
 
 #: Readings older than this are shown dimmed with their age (the supervisor's threshold).
 STALE_AFTER_S = 0.3

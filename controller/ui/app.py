@@ -53,11 +53,11 @@ from controller.ui.messages import (
     EngineStartFinished,
     SessionUpdate,
 )
+from controller.ui.shared.sim_banner import SimBanner
 from controller.ui.theme import DEFAULT_THEME, THEMES
-from controller.ui.widgets.sim_banner import SimBanner
 
 if TYPE_CHECKING:
-    from controller.ui.screens.run import RunScreen
+    from controller.ui.practitioner.run import RunScreen
 
 #: Builds the session engine for a plan: ``SessionEngine(device, store, plan)`` by default.
 EngineFactory = Callable[[DeviceClient, RecordStore, SessionPlan], SessionControl]
@@ -270,7 +270,7 @@ class EpmApp(App[int]):
     # --- start-up and the SIMULATOR marker on every screen -----------------------------------
 
     def get_default_screen(self) -> Screen[Any]:
-        from controller.ui.screens.home import HomeScreen
+        from controller.ui.practitioner.home import HomeScreen
 
         return HomeScreen()
 
@@ -377,7 +377,7 @@ class EpmApp(App[int]):
         add_listener(heard)
 
     def on_device_changed(self, _message: DeviceChanged) -> None:
-        from controller.ui.screens.device import DeviceScreen
+        from controller.ui.practitioner.device import DeviceScreen
 
         if self.session_open and not isinstance(self.screen, DeviceScreen):
             return  # the session's own screen shows the device; home reads it on return
@@ -511,7 +511,7 @@ class EpmApp(App[int]):
 
     def return_home(self) -> None:
         """Pop every screen above the home screen."""
-        from controller.ui.screens.home import HomeScreen
+        from controller.ui.practitioner.home import HomeScreen
 
         while len(self.screen_stack) > 1 and not isinstance(self.screen, HomeScreen):
             self.pop_screen()
@@ -621,14 +621,14 @@ class EpmApp(App[int]):
         return True
 
     def action_help(self) -> None:
-        from controller.ui.screens.help import HelpScreen
+        from controller.ui.shared.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     def action_new_session(self) -> None:
         """Open the new-session screen (when a device is connected and no session is open)."""
-        from controller.ui.screens.new_session import NewSessionScreen
+        from controller.ui.practitioner.new_session import NewSessionScreen
 
         if self.session_open:
             self.notify("A session is already open.", severity="warning")
@@ -642,7 +642,7 @@ class EpmApp(App[int]):
             )
             return
         if self.latched_faults:
-            from controller.ui.screens.home import latched_short
+            from controller.ui.practitioner.home import latched_short
 
             self.notify(latched_short(self.latched_faults), title="Not now", severity="warning")
             return

@@ -74,22 +74,22 @@ class EpmCommands(Provider):
         self._call_app("new_session")
 
     def _library(self) -> None:
-        from controller.ui.screens.library import LibraryScreen
+        from controller.ui.technician.library import LibraryScreen
 
         self.app.push_screen(LibraryScreen(Path(self._epm.library_path), self._epm.store))
 
     def _records(self) -> None:
-        from controller.ui.screens.records import RecordsScreen
+        from controller.ui.technician.records import RecordsScreen
 
         self.app.push_screen(RecordsScreen(self._epm.store))
 
     def _device(self) -> None:
-        from controller.ui.screens.device import DeviceScreen
+        from controller.ui.practitioner.device import DeviceScreen
 
         self.app.push_screen(DeviceScreen())
 
     def _help(self) -> None:
-        from controller.ui.screens.help import HelpScreen
+        from controller.ui.shared.help import HelpScreen
 
         self._call_app("help", partial(self.app.push_screen, HelpScreen()))
 
@@ -105,13 +105,13 @@ class EpmCommands(Provider):
         self.app.notify(f"Theme: {self.app.theme}")
 
     def _verify(self) -> None:
-        from controller.ui.widgets.tech_records_actions import start_verify
+        from controller.ui.technician.records_actions import start_verify
 
         screen = self.app.screen
         start_verify(screen, self._epm.store, lambda _report: None, lambda _message, _ok: None)
 
     def _reload_library(self) -> None:
-        from controller.ui.screens.library import LibraryScreen
+        from controller.ui.technician.library import LibraryScreen
 
         screen = self.app.screen
         if isinstance(screen, LibraryScreen):

@@ -537,7 +537,7 @@ def running_app(store: RecordStore, engine: FakeEngine, **kwargs: Any) -> EpmApp
 async def show_run_screen(app: EpmApp, pilot: Pilot[Any], engine: FakeEngine) -> Any:
     """Make ``engine`` the app's running session and show the run screen, as the new-session
     screen does after ``start``."""
-    from controller.ui.screens.run import RunScreen
+    from controller.ui.practitioner.run import RunScreen
 
     await wait_for(pilot, lambda: app.connection == "up", what="device connected")
     if engine.device is None:

@@ -21,15 +21,15 @@ from controller.records import RecordStore, StoreLockedError
 from controller.session.alarms import AlarmCode, Priority
 from controller.session.model import Phase
 from controller.ui.app import EpmApp, builtin_simulator_url, create_app, resolve_port
-from controller.ui.screens.device import DeviceScreen
-from controller.ui.screens.home import HomeScreen
-from controller.ui.screens.new_session import NewSessionScreen
-from controller.ui.screens.run import RunScreen
+from controller.ui.practitioner.alarm_banner import AlarmBanner
+from controller.ui.practitioner.device import DeviceScreen
+from controller.ui.practitioner.device_panel import DevicePanel
+from controller.ui.practitioner.home import HomeScreen
+from controller.ui.practitioner.new_session import NewSessionScreen
+from controller.ui.practitioner.run import RunScreen
+from controller.ui.shared.confirm_modal import ConfirmModal
+from controller.ui.shared.sim_banner import SimBanner
 from controller.ui.theme import THEMES, alarm_colours, theme_conflicts
-from controller.ui.widgets.alarm_banner import AlarmBanner
-from controller.ui.widgets.confirm_modal import ConfirmModal
-from controller.ui.widgets.device_panel import DevicePanel
-from controller.ui.widgets.sim_banner import SimBanner
 from tests.ui.conftest import (
     SIM_SERIAL,
     FakeEngine,
@@ -149,7 +149,7 @@ def test_epm_without_a_command_explains_a_locked_records_folder(
 
 
 async def test_simulator_marker_is_on_every_screen(store: RecordStore) -> None:
-    from controller.ui.screens.help import HelpScreen  # the other engineer's: no banner of its own
+    from controller.ui.shared.help import HelpScreen  # the other engineer's: no banner of its own
 
     engine = FakeEngine(snapshot(Phase.DELIVERING))
     app = make_app(store, engine=engine)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from controller.ui.widgets.tech_file_save import backup_path, file_digest, save_atomic
+from controller.ui.technician.file_save import backup_path, file_digest, save_atomic
 
 
 def test_new_file_has_no_backup(tmp_path: Path) -> None:

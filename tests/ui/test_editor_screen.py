@@ -11,11 +11,11 @@ from textual.content import Content
 from textual.widgets import Input, Label, Static
 
 from controller.records import RecordStore
-from controller.ui.screens.editor import EditorScreen
-from controller.ui.widgets.tech_choice_dialog import ChoiceDialog
-from controller.ui.widgets.tech_prompt_dialog import PromptDialog
-from controller.ui.widgets.tech_yaml_text_area import YamlTextArea
-from controller.ui.widgets.yaml_problems import ProblemList
+from controller.ui.technician.choice_dialog import ChoiceDialog
+from controller.ui.technician.editor import EditorScreen
+from controller.ui.technician.prompt_dialog import PromptDialog
+from controller.ui.technician.yaml_problems import ProblemList
+from controller.ui.technician.yaml_text_area import YamlTextArea
 from protocols import load_protocol
 from tests.ui.test_library_harness import FixedClock, TechApp, make_library, open_store, wait_for
 

@@ -11,8 +11,8 @@ from typing import Any
 from controller.records import RecordStore
 from controller.records.approvals import approve
 from controller.session.model import Phase
-from controller.ui.screens.new_session import NewSessionScreen
-from controller.ui.screens.run import RunScreen
+from controller.ui.practitioner.new_session import NewSessionScreen
+from controller.ui.practitioner.run import RunScreen
 from protocols import ItemKind, build_checklist, load_protocol
 from tests.ui.conftest import (
     LIBRARY,

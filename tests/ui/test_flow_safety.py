@@ -24,11 +24,11 @@ from controller.session.alarms import AlarmCode
 from controller.session.engine import SessionEngine
 from controller.session.model import Action, Phase, SessionPlan
 from controller.ui.app import EpmApp
-from controller.ui.screens.run import RunScreen
-from controller.ui.widgets.alarm_banner import AlarmBanner
-from controller.ui.widgets.alarm_modal import AlarmModal
-from controller.ui.widgets.prompt_panel import PromptPanel
-from controller.ui.widgets.zone_progress import ZoneProgress
+from controller.ui.practitioner.alarm_banner import AlarmBanner
+from controller.ui.practitioner.alarm_modal import AlarmModal
+from controller.ui.practitioner.prompt_panel import PromptPanel
+from controller.ui.practitioner.run import RunScreen
+from controller.ui.practitioner.zone_progress import ZoneProgress
 from controller.wire import Fault, State
 from protocols import build_checklist, load_protocol
 from simulator import Simulator, register_url_handler

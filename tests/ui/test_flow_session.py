@@ -17,11 +17,11 @@ from textual.pilot import Pilot
 
 from controller.session.model import Phase
 from controller.ui.app import EpmApp, create_app
-from controller.ui.screens.end import EndScreen
-from controller.ui.screens.home import HomeScreen
-from controller.ui.screens.new_session import NewSessionScreen
-from controller.ui.screens.run import RunScreen
-from controller.ui.widgets.sim_banner import SimBanner
+from controller.ui.practitioner.end import EndScreen
+from controller.ui.practitioner.home import HomeScreen
+from controller.ui.practitioner.new_session import NewSessionScreen
+from controller.ui.practitioner.run import RunScreen
+from controller.ui.shared.sim_banner import SimBanner
 from tests.ui.conftest import press, wait_for
 
 #: Simulator and manual-timer acceleration (the simulator's maximum): the 16-minute protocol

@@ -16,15 +16,15 @@ from textual.widgets import Static
 
 from controller.records import RecordStore
 from controller.ui.commands import EpmCommands
-from controller.ui.screens.help import HelpScreen
-from controller.ui.screens.library import LibraryScreen
-from controller.ui.screens.records import RecordsScreen
-from controller.ui.widgets.tech_help_model import (
+from controller.ui.shared.help import HelpScreen
+from controller.ui.shared.help_model import (
     all_sections,
     key_label,
     keys_label,
     screen_sections,
 )
+from controller.ui.technician.library import LibraryScreen
+from controller.ui.technician.records import RecordsScreen
 from tests.ui.test_library_harness import FixedClock, TechApp, make_library, open_store, wait_for
 
 
@@ -40,18 +40,18 @@ def store(tmp_path: Path) -> Iterator[RecordStore]:
 
 
 def project_screens() -> list[type[Screen[Any]]]:
-    """Every screen class of controller.ui.screens, found independently of the help model."""
+    """Every screen class of the UI's packages, found independently of the help model."""
     import importlib
     import pkgutil
 
-    import controller.ui.screens as package
-
     found = []
-    for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        for _, cls in inspect.getmembers(module, inspect.isclass):
-            if cls.__module__ == module.__name__ and issubclass(cls, Screen):
-                found.append(cls)
+    for name in ("practitioner", "technician", "shared"):
+        package = importlib.import_module(f"controller.ui.{name}")
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            for _, cls in inspect.getmembers(module, inspect.isclass):
+                if cls.__module__ == module.__name__ and issubclass(cls, Screen):
+                    found.append(cls)
     return found
 
 

@@ -9,10 +9,10 @@ from textual.widgets import Static
 
 from controller.ui.app import create_app
 from controller.ui.commands import EpmCommands
-from controller.ui.screens.help import HelpScreen
-from controller.ui.screens.library import LibraryScreen
-from controller.ui.screens.records import RecordsScreen
-from controller.ui.widgets.sim_banner import SimBanner
+from controller.ui.shared.help import HelpScreen
+from controller.ui.shared.sim_banner import SimBanner
+from controller.ui.technician.library import LibraryScreen
+from controller.ui.technician.records import RecordsScreen
 from tests.ui.test_library_harness import make_library, wait_for
 
 
@@ -55,7 +55,7 @@ async def test_library_records_help_and_palette_in_the_real_app(tmp_path: Path) 
         assert app.screen.store is app.store
         assert app.screen.rows == []
 
-        from controller.ui.screens.device import DeviceScreen
+        from controller.ui.practitioner.device import DeviceScreen
 
         commands["Device"].run()
         await wait_for(

@@ -25,8 +25,8 @@ from textual.screen import ModalScreen, Screen
 
 from controller.records import RecordStore
 from controller.ui.commands import EpmCommands
+from controller.ui.shared.sim_banner import SimBanner
 from controller.ui.theme import THEMES
-from controller.ui.widgets.sim_banner import SimBanner
 from controller.wire import Telemetry
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "protocols"
@@ -119,7 +119,7 @@ class TechApp(App[None]):
         self.new_sessions += 1
 
     def action_help(self) -> None:
-        from controller.ui.screens.help import HelpScreen
+        from controller.ui.shared.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())

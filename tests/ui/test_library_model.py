@@ -10,12 +10,12 @@ import pytest
 
 from controller.records import RecordStore
 from controller.records.approvals import approve
-from controller.ui.widgets.tech_library_model import (
+from controller.ui.technician.library_model import (
     LibraryUnreadableError,
     folder_fingerprint,
     scan_library,
 )
-from controller.ui.widgets.tech_protocol_template import (
+from controller.ui.technician.protocol_template import (
     TemplateNameError,
     new_protocol_path,
     template_text,

@@ -11,12 +11,12 @@ from textual.content import Content
 from textual.widgets import DataTable, Input, Static
 
 from controller.records import RecordStore
-from controller.ui.screens.editor import EditorScreen
-from controller.ui.screens.library import LibraryScreen
-from controller.ui.widgets.tech_choice_dialog import ChoiceDialog
-from controller.ui.widgets.tech_prompt_dialog import PromptDialog
-from controller.ui.widgets.tech_yaml_text_area import YamlTextArea
-from controller.ui.widgets.yaml_problems import ProblemList
+from controller.ui.technician.choice_dialog import ChoiceDialog
+from controller.ui.technician.editor import EditorScreen
+from controller.ui.technician.library import LibraryScreen
+from controller.ui.technician.prompt_dialog import PromptDialog
+from controller.ui.technician.yaml_problems import ProblemList
+from controller.ui.technician.yaml_text_area import YamlTextArea
 from protocols import load_protocol
 from tests.ui.test_library_harness import FixedClock, TechApp, make_library, open_store, wait_for
 
@@ -178,7 +178,7 @@ async def test_approve_records_an_approval_for_the_exact_file(
 async def test_approve_refuses_invalid_and_draft_files_with_the_reason(
     store: RecordStore, library: Path
 ) -> None:
-    from controller.ui.widgets.tech_protocol_template import template_text
+    from controller.ui.technician.protocol_template import template_text
 
     (library / "aga-draft.yaml").write_text(template_text("aga-draft"))
     async with library_app(store, library).run_test(size=(80, 24)) as pilot:

@@ -12,8 +12,8 @@ from typing import Any
 from controller.records import RecordStore
 from controller.session.model import Phase
 from controller.ui.app import EpmApp
-from controller.ui.screens.new_session import NewSessionScreen, read_library
-from controller.ui.screens.run import RunScreen
+from controller.ui.practitioner.new_session import NewSessionScreen, read_library
+from controller.ui.practitioner.run import RunScreen
 from protocols import ItemKind, build_checklist
 from tests.ui.conftest import TODAY, FakeEngine, FixedDevice, press, snapshot, wait_for
 
@@ -53,7 +53,7 @@ def test_read_library_lists_every_file_and_the_valid_one_first(
 def test_read_library_survives_an_unexpected_failure(
     tmp_path: Path, store: RecordStore, monkeypatch: Any
 ) -> None:
-    from controller.ui.screens import new_session
+    from controller.ui.practitioner import new_session
 
     def broken(folder: Path) -> list[Any]:
         raise RuntimeError("a bug")

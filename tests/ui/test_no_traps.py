@@ -12,9 +12,9 @@ from textual import events
 
 from controller.records import RecordStore
 from controller.session.model import Phase
-from controller.ui.screens.home import HomeScreen
-from controller.ui.screens.new_session import NewSessionScreen
-from controller.ui.widgets.checklist import ChecklistAnswers, ToggleList
+from controller.ui.practitioner.checklist import ChecklistAnswers, ToggleList
+from controller.ui.practitioner.home import HomeScreen
+from controller.ui.practitioner.new_session import NewSessionScreen
 from tests.ui.conftest import FakeEngine, FixedDevice, make_app, press, snapshot, wait_for
 
 

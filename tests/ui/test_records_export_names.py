@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from controller.ui.widgets.tech_records_model import _free
+from controller.ui.technician.records_model import _free
 
 
 def test_a_dangling_symlink_is_a_taken_name(tmp_path: Path) -> None:

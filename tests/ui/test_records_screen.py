@@ -17,10 +17,10 @@ from textual.content import Content
 from textual.widgets import DataTable, Input, Label, Static, TabbedContent
 
 from controller.records import RecordStore
-from controller.ui.screens.record_detail import RecordDetailScreen
-from controller.ui.screens.records import RecordsScreen
-from controller.ui.widgets.tech_choice_dialog import ChoiceDialog
-from controller.ui.widgets.telemetry_plot import TelemetryPlot
+from controller.ui.technician.choice_dialog import ChoiceDialog
+from controller.ui.technician.record_detail import RecordDetailScreen
+from controller.ui.technician.records import RecordsScreen
+from controller.ui.technician.telemetry_plot import TelemetryPlot
 from tests.ui.test_library_harness import FixedClock, TechApp, open_store, seed_sessions, wait_for
 
 

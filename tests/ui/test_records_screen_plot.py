@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from controller.records import EventRow
-from controller.ui.widgets.tech_records_model import (
+from controller.ui.technician.records_model import (
     delivered_and_planned,
     fmt_ms,
     parse_filter,
 )
-from controller.ui.widgets.tech_session_view import event_style, event_summary
-from controller.ui.widgets.telemetry_plot import (
+from controller.ui.technician.session_view import event_style, event_summary
+from controller.ui.technician.telemetry_plot import (
     EIGHTHS,
     PLOT_HEIGHT,
     SERIES,

@@ -30,12 +30,12 @@ from controller.records import RecordStore
 from controller.session.alarms import AlarmCode
 from controller.session.model import Action, LinkView, Phase, Seen, StepStatus, StepView
 from controller.ui.app import EpmApp
-from controller.ui.screens.run import ACTIONS, FOOTER_KEYS, RunScreen
-from controller.ui.widgets.big_readings import BigReadings
-from controller.ui.widgets.instruction import Instruction
-from controller.ui.widgets.live_readings import LiveReadings
-from controller.ui.widgets.prompt_panel import PromptPanel
-from controller.ui.widgets.run_text import (
+from controller.ui.practitioner.big_readings import BigReadings
+from controller.ui.practitioner.instruction import Instruction
+from controller.ui.practitioner.live_readings import LiveReadings
+from controller.ui.practitioner.prompt_panel import PromptPanel
+from controller.ui.practitioner.run import ACTIONS, FOOTER_KEYS, RunScreen
+from controller.ui.practitioner.run_text import (
     Freshness,
     countdown,
     duration_words,
@@ -43,9 +43,9 @@ from controller.ui.widgets.run_text import (
     readings,
     why_not,
 )
-from controller.ui.widgets.scalp_map import MAP_ZONES, Mark, scalp_map, zone_marks
-from controller.ui.widgets.tech_help_model import screen_sections
-from controller.ui.widgets.zone_progress import ZoneProgress
+from controller.ui.practitioner.scalp_map import MAP_ZONES, Mark, scalp_map, zone_marks
+from controller.ui.practitioner.zone_progress import ZoneProgress
+from controller.ui.shared.help_model import screen_sections
 from tests.ui.conftest import (
     FakeEngine,
     alarm,

@@ -17,14 +17,14 @@ from controller.records import RecordStore
 from controller.session.alarms import AlarmCode, Priority
 from controller.session.model import Action, Outcome, Phase, StepStatus
 from controller.ui.messages import EngineStartFinished
-from controller.ui.screens.end import EndScreen
-from controller.ui.screens.run import FOOTER_KEYS, RunScreen
+from controller.ui.practitioner.alarm_banner import FLASH_OFF_BACKGROUND, AlarmBanner
+from controller.ui.practitioner.alarm_modal import AlarmModal
+from controller.ui.practitioner.end import EndScreen
+from controller.ui.practitioner.live_readings import LiveReadings
+from controller.ui.practitioner.prompt_panel import CONFIRM, REASON, PromptPanel
+from controller.ui.practitioner.run import FOOTER_KEYS, RunScreen
+from controller.ui.practitioner.zone_progress import ZoneProgress
 from controller.ui.theme import alarm_colours
-from controller.ui.widgets.alarm_banner import FLASH_OFF_BACKGROUND, AlarmBanner
-from controller.ui.widgets.alarm_modal import AlarmModal
-from controller.ui.widgets.live_readings import LiveReadings
-from controller.ui.widgets.prompt_panel import CONFIRM, REASON, PromptPanel
-from controller.ui.widgets.zone_progress import ZoneProgress
 from tests.ui.conftest import (
     ALLOWED,
     FakeEngine,

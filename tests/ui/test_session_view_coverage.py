@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from controller.records import SessionRecord, StepRecord
-from controller.ui.widgets.tech_session_view import session_fields, step_lines
+from controller.ui.technician.session_view import session_fields, step_lines
 
 SESSION = SessionRecord(
     1, "C-1", None, "aga", 1, "ab" * 32, "Title", "Serum", "LOT-1", "Dana", "EPM-1",

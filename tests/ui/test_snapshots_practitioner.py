@@ -21,11 +21,11 @@ from textual.widgets import Input
 from controller.records import RecordStore
 from controller.session.alarms import AlarmCode
 from controller.session.model import LinkView, Phase
-from controller.ui.screens.run import RunScreen
-from controller.ui.widgets.alarm_modal import AlarmModal
-from controller.ui.widgets.live_readings import LiveReadings
-from controller.ui.widgets.prompt_panel import PromptPanel
-from controller.ui.widgets.run_text import readings
+from controller.ui.practitioner.alarm_modal import AlarmModal
+from controller.ui.practitioner.live_readings import LiveReadings
+from controller.ui.practitioner.prompt_panel import PromptPanel
+from controller.ui.practitioner.run import RunScreen
+from controller.ui.practitioner.run_text import readings
 from tests.ui.conftest import (
     FakeEngine,
     alarm,
@@ -225,7 +225,7 @@ def test_home_latched_estop(
 
 async def wizard_zones_ready(pilot: Any) -> None:
     """The zones page with the midscalp zone turned off (✘) for today."""
-    from controller.ui.widgets.checklist import ToggleList
+    from controller.ui.practitioner.checklist import ToggleList
     from tests.ui.test_no_traps import open_wizard, to_zones_page
 
     await home_ready(pilot)

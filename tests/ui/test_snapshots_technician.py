@@ -16,11 +16,11 @@ import pytest
 from textual.pilot import Pilot
 
 from controller.records import RecordStore
-from controller.ui.screens.editor import EditorScreen
-from controller.ui.screens.library import LibraryScreen
-from controller.ui.screens.record_detail import RecordDetailScreen
-from controller.ui.screens.records import RecordsScreen
-from controller.ui.widgets.tech_yaml_text_area import YamlTextArea
+from controller.ui.technician.editor import EditorScreen
+from controller.ui.technician.library import LibraryScreen
+from controller.ui.technician.record_detail import RecordDetailScreen
+from controller.ui.technician.records import RecordsScreen
+from controller.ui.technician.yaml_text_area import YamlTextArea
 from tests.ui.test_library_harness import (
     FixedClock,
     TechApp,

@@ -19,8 +19,8 @@ from controller.session.headless import checklist_answers
 from controller.session.model import Phase, SessionPlan
 from controller.session.training import TRAINING_FAULTS, TrainingFaults
 from controller.ui.app import EpmApp
-from controller.ui.screens.home import HomeScreen
-from controller.ui.screens.training import (
+from controller.ui.practitioner.home import HomeScreen
+from controller.ui.practitioner.training import (
     REAL_DEVICE,
     SecondsPrompt,
     TrainingPanel,
@@ -209,7 +209,7 @@ async def test_contact_lost_from_the_panel_holds_the_session_and_is_recorded(
 async def test_the_t_key_opens_the_panel_on_a_simulator_only(
     store: RecordStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import controller.ui.screens.training as training
+    import controller.ui.practitioner.training as training
 
     opened: list[Any] = []
     monkeypatch.setattr(training, "open_training_panel", opened.append)

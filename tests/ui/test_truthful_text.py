@@ -25,14 +25,14 @@ from controller.session.alarms import AlarmCode
 from controller.session.engine import SessionEngine
 from controller.session.model import Outcome, Phase, SessionPlan, StepStatus
 from controller.ui.app import QUIT_REASON, EpmApp
-from controller.ui.screens.device import DeviceScreen, capabilities_text, info_text
-from controller.ui.screens.end import EndScreen
-from controller.ui.screens.home import HomeScreen
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.alarm_banner import AlarmBanner
-from controller.ui.widgets.alarm_modal import AlarmModal
-from controller.ui.widgets.protocol_summary import summary_text
-from controller.ui.widgets.tech_records_model import RecordFilter, load_rows
+from controller.ui.practitioner.alarm_banner import AlarmBanner
+from controller.ui.practitioner.alarm_modal import AlarmModal
+from controller.ui.practitioner.device import DeviceScreen, capabilities_text, info_text
+from controller.ui.practitioner.end import EndScreen
+from controller.ui.practitioner.home import HomeScreen
+from controller.ui.practitioner.protocol_summary import summary_text
+from controller.ui.shared import formatting as fmt
+from controller.ui.technician.records_model import RecordFilter, load_rows
 from controller.wire import Fault
 from protocols import build_checklist, load_library, load_protocol
 from simulator import Simulator, register_url_handler
@@ -396,7 +396,7 @@ async def test_end_screen_and_records_list_agree_on_planned_time(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the records list (tech_records_model.delivered_and_planned) counts the planned "
+    reason="the records list (technician.records_model.delivered_and_planned) counts the planned "
     "time of the zones that started only; the end screen shows the session's plan",
 )
 async def test_end_screen_and_records_list_agree_when_zones_never_started(

@@ -2,9 +2,9 @@
 
 Why generated: a hand-written key list goes stale the first time someone adds a binding, and a
 help screen that lies about keys is worse than none. The app's bindings come first (emergency
-stop at the very top), then each screen of ``controller.ui.screens`` and each dialog or panel
-of ``controller.ui.widgets`` that has keys of its own. A module that cannot be imported is
-reported in the list rather than breaking the help screen.
+stop at the very top), then each screen of the practitioner's, the technician's and the
+shared packages (:data:`PACKAGES`) and each dialog or panel there that has keys of its own. A
+module that cannot be imported is reported in the list rather than breaking the help screen.
 """
 
 from __future__ import annotations
@@ -194,6 +194,14 @@ def _title(cls: type) -> str:
     return " ".join([words[0], *(w.lower() for w in words[1:])])
 
 
+#: Where the screens and their widgets live, one package per role and one for both.
+PACKAGES = ("controller.ui.practitioner", "controller.ui.technician", "controller.ui.shared")
+
+
+def _all_modules(packages: tuple[str, ...]) -> list[tuple[str, ModuleType | None, str | None, str]]:
+    return [(n, m, p, pkg) for pkg in packages for n, m, p in _modules(pkg)]
+
+
 def _modules(package: str) -> list[tuple[str, ModuleType | None, str | None]]:
     try:
         pkg = importlib.import_module(package)
@@ -213,10 +221,12 @@ def _order(name: str) -> tuple[int, str]:
     return (SCREEN_ORDER.index(name) if name in SCREEN_ORDER else len(SCREEN_ORDER), name)
 
 
-def screen_sections(package: str = "controller.ui.screens") -> list[KeySection]:
-    """One section per screen class defined in ``package`` (in :data:`SCREEN_ORDER`)."""
+def screen_sections(packages: tuple[str, ...] = PACKAGES) -> list[KeySection]:
+    """One section per screen class defined in ``packages`` (in :data:`SCREEN_ORDER`)."""
     sections = []
-    for name, module, problem in sorted(_modules(package), key=lambda m: _order(m[0])):
+    for name, module, problem, package in sorted(
+        _all_modules(packages), key=lambda m: _order(m[0])
+    ):
         if module is None:
             sections.append(KeySection(name, (), f"{package}.{name}", problem))
             continue
@@ -231,15 +241,17 @@ def screen_sections(package: str = "controller.ui.screens") -> list[KeySection]:
     return sections
 
 
-def widget_sections(package: str = "controller.ui.widgets") -> list[KeySection]:
-    """Dialogs and panels of ``package`` that have keys of their own."""
+def widget_sections(packages: tuple[str, ...] = PACKAGES) -> list[KeySection]:
+    """Dialogs and panels of ``packages`` that have keys of their own (screens excluded:
+    :func:`screen_sections` lists them)."""
     sections = []
-    for name, module, problem in sorted(_modules(package), key=lambda m: m[0]):
+    for _name, module, _problem, _package in sorted(_all_modules(packages), key=lambda m: m[0]):
         if module is None:
-            sections.append(KeySection(name, (), f"{package}.{name}", problem))
-            continue
+            continue  # reported once, by screen_sections
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if cls.__module__ != module.__name__ or not issubclass(cls, DOMNode):
+                continue
+            if issubclass(cls, Screen):
                 continue
             rows = binding_rows(cls, scope="own")
             if rows:

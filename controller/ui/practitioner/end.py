@@ -27,8 +27,8 @@ from controller.records import RecordsError
 from controller.records.courses import course_progress
 from controller.records.models import EventRow, local
 from controller.session.model import Outcome, SessionSnapshot, StepView
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.footer import EpmFooter
+from controller.ui.shared import formatting as fmt
+from controller.ui.shared.footer import EpmFooter
 
 if TYPE_CHECKING:
     from controller.ui.app import EpmApp

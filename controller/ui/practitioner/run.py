@@ -44,19 +44,19 @@ from controller.device.views import TelemetrySample as Telemetry
 from controller.session.alarms import Priority
 from controller.session.model import Action, Phase, Seen, SessionControl, SessionSnapshot
 from controller.ui.messages import EngineStartFinished, SessionUpdate
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.alarm_banner import AlarmBanner
-from controller.ui.widgets.alarm_modal import AlarmModal
-from controller.ui.widgets.big_readings import BigReadings
-from controller.ui.widgets.footer import EpmFooter
-from controller.ui.widgets.instruction import Instruction
-from controller.ui.widgets.link_health import LinkHealthLine
-from controller.ui.widgets.live_readings import LiveReadings
-from controller.ui.widgets.prompt_panel import CONFIRM, REASON, PromptPanel
-from controller.ui.widgets.run_text import readings, why_not
-from controller.ui.widgets.scalp_map import ScalpMap
-from controller.ui.widgets.step_list import StepList
-from controller.ui.widgets.zone_progress import SessionBars, ZoneProgress
+from controller.ui.practitioner.alarm_banner import AlarmBanner
+from controller.ui.practitioner.alarm_modal import AlarmModal
+from controller.ui.practitioner.big_readings import BigReadings
+from controller.ui.practitioner.instruction import Instruction
+from controller.ui.practitioner.link_health import LinkHealthLine
+from controller.ui.practitioner.live_readings import LiveReadings
+from controller.ui.practitioner.prompt_panel import CONFIRM, REASON, PromptPanel
+from controller.ui.practitioner.run_text import readings, why_not
+from controller.ui.practitioner.scalp_map import ScalpMap
+from controller.ui.practitioner.step_list import StepList
+from controller.ui.practitioner.zone_progress import SessionBars, ZoneProgress
+from controller.ui.shared import formatting as fmt
+from controller.ui.shared.footer import EpmFooter
 
 if TYPE_CHECKING:
     from controller.ui.app import EpmApp
@@ -321,7 +321,7 @@ class RunScreen(Screen[None]):
             self.send(Action.ACKNOWLEDGE, seen=self._current_seen())
 
     def show_end(self, snap: SessionSnapshot) -> None:
-        from controller.ui.screens.end import EndScreen
+        from controller.ui.practitioner.end import EndScreen
 
         self.app.push_screen(EndScreen(snap))
 
@@ -337,7 +337,7 @@ class RunScreen(Screen[None]):
         )
 
     def action_training_faults(self) -> None:
-        from controller.ui.screens.training import open_training_panel
+        from controller.ui.practitioner.training import open_training_panel
 
         open_training_panel(self.epm)
 

@@ -18,7 +18,7 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from controller.ui.widgets.tech_records_model import fmt_ms
+from controller.ui.technician.records_model import fmt_ms
 
 #: Characters filling the bottom 1/8 … 8/8 of a cell.
 EIGHTHS = " ▁▂▃▄▅▆▇█"

@@ -3,7 +3,7 @@
 Why shared: both screens must export to the same place in the same formats and report a
 tampered event log in the same unmissable way. Verification walks the whole event log, which
 can take a moment on a large database, and so can an export of a long session: both run in a
-background thread (:mod:`~controller.ui.widgets.tech_background`) and report back on the UI
+background thread (:mod:`~controller.ui.technician.background`) and report back on the UI
 thread, so the keyboard — the emergency stop above all — never waits for them.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 from textual.screen import Screen
 
 from controller.records import RecordsError, RecordStore, VerifyReport
-from controller.ui.widgets.tech_background import Failed, run_in_background
-from controller.ui.widgets.tech_choice_dialog import ChoiceDialog
-from controller.ui.widgets.tech_records_model import Exported, describe_export, export_sessions
+from controller.ui.technician.background import Failed, run_in_background
+from controller.ui.technician.choice_dialog import ChoiceDialog
+from controller.ui.technician.records_model import Exported, describe_export, export_sessions
 
 #: Called with (message, ok) to show the outcome on the screen.
 Report = Callable[[str, bool], None]

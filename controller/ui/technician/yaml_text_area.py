@@ -19,7 +19,7 @@ from rich.text import Text
 from textual.app import App
 from textual.widgets import TextArea
 
-from controller.ui.widgets.tech_colours import colour
+from controller.ui.technician.colours import colour
 from protocols import Problem
 
 _KEY = re.compile(r"^(\s*(?:-\s+)?)([A-Za-z_][A-Za-z0-9_]*)(:)(?=\s|$)")

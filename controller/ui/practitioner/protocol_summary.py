@@ -13,7 +13,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from controller.ui.widgets import formatting as fmt
+from controller.ui.shared import formatting as fmt
 from protocols import DeliveryStep, ManualStep
 
 

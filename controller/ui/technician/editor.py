@@ -29,12 +29,12 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Label, Static, TextArea
 
 from controller.records import RecordStore
-from controller.ui.widgets.tech_approval import start_approval
-from controller.ui.widgets.tech_background import Failed, run_in_background
-from controller.ui.widgets.tech_choice_dialog import ChoiceDialog
-from controller.ui.widgets.tech_file_save import backup_path, file_digest, save_atomic
-from controller.ui.widgets.tech_yaml_text_area import YamlTextArea
-from controller.ui.widgets.yaml_problems import ProblemList, summary
+from controller.ui.technician.approval import start_approval
+from controller.ui.technician.background import Failed, run_in_background
+from controller.ui.technician.choice_dialog import ChoiceDialog
+from controller.ui.technician.file_save import backup_path, file_digest, save_atomic
+from controller.ui.technician.yaml_problems import ProblemList, summary
+from controller.ui.technician.yaml_text_area import YamlTextArea
 from protocols import LoadResult, Problem, load_protocol_text
 
 #: Seconds after the last change before the text is checked again.

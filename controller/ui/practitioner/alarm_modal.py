@@ -18,8 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from controller.session.alarms import Alarm, Priority
+from controller.ui.shared import formatting as fmt
 from controller.ui.theme import alarm_colours
-from controller.ui.widgets import formatting as fmt
 
 
 def _priority_css() -> str:

@@ -25,9 +25,9 @@ from controller.records.approvals import (
     approve,
     is_approved,
 )
-from controller.ui.widgets.tech_choice_dialog import ChoiceDialog
-from controller.ui.widgets.tech_prompt_dialog import PromptDialog
-from controller.ui.widgets.yaml_problems import problem_text
+from controller.ui.technician.choice_dialog import ChoiceDialog
+from controller.ui.technician.prompt_dialog import PromptDialog
+from controller.ui.technician.yaml_problems import problem_text
 from protocols import LoadResult, load_protocol
 
 #: Called with (message, ok) when the flow ends, so the screen can show the outcome.

@@ -23,8 +23,8 @@ from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from controller.device.views import TelemetrySample as Telemetry
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.run_text import NO_VALUE, Freshness, Readings, fault_words
+from controller.ui.practitioner.run_text import NO_VALUE, Freshness, Readings, fault_words
+from controller.ui.shared import formatting as fmt
 
 #: Sparkline points kept: 10 s of batches at 20 Hz.
 HISTORY = 200

@@ -26,24 +26,24 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from controller.records import RecordStore
 from controller.records.approvals import is_approved
-from controller.ui.widgets.tech_approval import start_approval
-from controller.ui.widgets.tech_background import Failed, run_in_background
-from controller.ui.widgets.tech_colours import colour
-from controller.ui.widgets.tech_library_model import (
+from controller.ui.technician.approval import start_approval
+from controller.ui.technician.background import Failed, run_in_background
+from controller.ui.technician.colours import colour
+from controller.ui.technician.library_model import (
     Fingerprint,
     LibraryEntry,
     LibraryUnreadableError,
     folder_fingerprint,
     scan_library,
 )
-from controller.ui.widgets.tech_prompt_dialog import PromptDialog
-from controller.ui.widgets.tech_protocol_template import (
+from controller.ui.technician.prompt_dialog import PromptDialog
+from controller.ui.technician.protocol_template import (
     TemplateNameError,
     new_protocol_path,
     protocol_id_for,
     template_text,
 )
-from controller.ui.widgets.yaml_problems import ProblemList, summary
+from controller.ui.technician.yaml_problems import ProblemList, summary
 
 #: How often the folder is checked for changes (seconds).
 POLL_S = 1.0
@@ -313,7 +313,7 @@ class LibraryScreen(Screen[None]):
             self._open_editor(entry.path, None)
 
     def _open_editor(self, path: Path, goto: tuple[int, int] | None) -> None:
-        from controller.ui.screens.editor import EditorScreen
+        from controller.ui.technician.editor import EditorScreen
 
         self.app.push_screen(EditorScreen(path, store=self.store, goto=goto))
 

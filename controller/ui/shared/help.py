@@ -18,8 +18,8 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from controller.session.alarms import Priority
+from controller.ui.shared.help_model import KeySection, all_sections, estop_keys
 from controller.ui.theme import SIM_BANNER_BACKGROUND, SIM_BANNER_FOREGROUND
-from controller.ui.widgets.tech_help_model import KeySection, all_sections, estop_keys
 
 KEY_WIDTH = 18
 
@@ -65,7 +65,7 @@ def section_content(section: KeySection) -> Content:
 class HelpScreen(Screen[None]):
     """Every key, the alarm colours and the simulator marker. Esc, F1 or q closes it."""
 
-    CSS_PATH = "technician.tcss"
+    CSS_PATH = "../technician/technician.tcss"
     HELP_TITLE = "Help"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,f1,q", "close", "Close"),

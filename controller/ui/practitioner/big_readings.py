@@ -15,8 +15,8 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Digits, Label
 
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.run_text import Freshness, Readings, age_words
+from controller.ui.practitioner.run_text import Freshness, Readings, age_words
+from controller.ui.shared import formatting as fmt
 
 #: What the big figures show when there is nothing to show.
 NO_DIGITS = "--.-V"

@@ -23,15 +23,15 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from controller.records import RecordsError, RecordStore, VerifyReport
-from controller.ui.theme import SIM_BANNER_BACKGROUND, SIM_BANNER_FOREGROUND
-from controller.ui.widgets.tech_colours import colour
-from controller.ui.widgets.tech_records_actions import ask_export, do_export, start_verify
-from controller.ui.widgets.tech_records_model import (
+from controller.ui.technician.colours import colour
+from controller.ui.technician.records_actions import ask_export, do_export, start_verify
+from controller.ui.technician.records_model import (
     RecordFilter,
     SessionRow,
     load_rows,
     parse_filter,
 )
+from controller.ui.theme import SIM_BANNER_BACKGROUND, SIM_BANNER_FOREGROUND
 
 COLUMNS = ("Date", "Client", "Protocol", "Outcome", "Delivered", "SIM")
 FILTER_DEBOUNCE_S = 0.3
@@ -200,7 +200,7 @@ class RecordsScreen(Screen[None]):
         row = self.selected
         if row is None:
             return
-        from controller.ui.screens.record_detail import RecordDetailScreen
+        from controller.ui.technician.record_detail import RecordDetailScreen
 
         self.app.push_screen(RecordDetailScreen(self.store, row.session.id))
 

@@ -13,8 +13,8 @@ from textual.events import Resize
 from textual.widgets import Static
 
 from controller.session.model import StepStatus, StepView
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.run_text import duration_words
+from controller.ui.practitioner.run_text import duration_words
+from controller.ui.shared import formatting as fmt
 
 #: Width given to the step's name on one line.
 NAME_WIDTH = 18

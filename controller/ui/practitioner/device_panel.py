@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from controller.device import DeviceInfo
 from controller.device.views import HealthView as LinkHealth
-from controller.ui.widgets.link_health import link_text
+from controller.ui.practitioner.link_health import link_text
 
 
 @dataclass(frozen=True)

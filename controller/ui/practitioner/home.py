@@ -15,10 +15,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Header, Label, Static
 
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.device_panel import DevicePanel, DeviceStatusView
-from controller.ui.widgets.footer import EpmFooter
-from controller.ui.widgets.today_sessions import TodaySessions
+from controller.ui.practitioner.device_panel import DevicePanel, DeviceStatusView
+from controller.ui.practitioner.today_sessions import TodaySessions
+from controller.ui.shared import formatting as fmt
+from controller.ui.shared.footer import EpmFooter
 
 if TYPE_CHECKING:
     from controller.ui.app import EpmApp
@@ -65,7 +65,7 @@ class HomeScreen(Screen[None]):
     ]
 
     def action_training_faults(self) -> None:
-        from controller.ui.screens.training import open_training_panel
+        from controller.ui.practitioner.training import open_training_panel
 
         open_training_panel(self.epm)
 
@@ -207,18 +207,18 @@ class HomeScreen(Screen[None]):
         self.epm.clear_device_faults()
 
     def action_library(self) -> None:
-        from controller.ui.screens.library import LibraryScreen
+        from controller.ui.technician.library import LibraryScreen
 
         app = self.epm
         self.app.push_screen(cast("Screen[Any]", LibraryScreen(app.library_path, app.store)))
 
     def action_records(self) -> None:
-        from controller.ui.screens.records import RecordsScreen
+        from controller.ui.technician.records import RecordsScreen
 
         self.app.push_screen(cast("Screen[Any]", RecordsScreen(self.epm.store)))
 
     def action_device(self) -> None:
-        from controller.ui.screens.device import DeviceScreen
+        from controller.ui.practitioner.device import DeviceScreen
 
         self.app.push_screen(DeviceScreen())
 

@@ -27,16 +27,16 @@ from textual.widgets import (
 )
 
 from controller.records import RecordsError, RecordStore, SessionDetail, VerifyReport
-from controller.ui.theme import SIM_BANNER_BACKGROUND, SIM_BANNER_FOREGROUND
-from controller.ui.widgets.tech_records_actions import ask_export, start_verify
-from controller.ui.widgets.tech_session_view import (
+from controller.ui.technician.records_actions import ask_export, start_verify
+from controller.ui.technician.session_view import (
     checklist_rows,
     event_cells,
     session_fields,
     sim_marker,
     step_lines,
 )
-from controller.ui.widgets.telemetry_plot import TelemetryPlot
+from controller.ui.technician.telemetry_plot import TelemetryPlot
+from controller.ui.theme import SIM_BANNER_BACKGROUND, SIM_BANNER_FOREGROUND
 
 TABS = ("summary", "steps", "events", "telemetry")
 _FOCUS = {

@@ -18,7 +18,7 @@ from rich.text import Text
 from controller.records import EventRow, SessionRecord, StepRecord
 from controller.records.models import local
 from controller.session.alarms import Priority
-from controller.ui.widgets.tech_records_model import fmt_ms
+from controller.ui.technician.records_model import fmt_ms
 from protocols import BUILTIN_CHECKLIST
 
 ALARM_KINDS = ("alarm_raised", "alarm_cleared", "alarm_acknowledged")

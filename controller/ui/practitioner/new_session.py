@@ -41,10 +41,10 @@ from controller.records.approvals import check_runnable
 from controller.records.courses import course_progress
 from controller.records.validation import CLIENT_CODE, CLIENT_NAME_MAX
 from controller.session.model import SessionPlan
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.checklist import ChecklistAnswers, ToggleList
-from controller.ui.widgets.footer import EpmFooter
-from controller.ui.widgets.protocol_summary import ProtocolSummary
+from controller.ui.practitioner.checklist import ChecklistAnswers, ToggleList
+from controller.ui.practitioner.protocol_summary import ProtocolSummary
+from controller.ui.shared import formatting as fmt
+from controller.ui.shared.footer import EpmFooter
 from protocols import build_checklist, evaluate_checklist, load_library
 
 if TYPE_CHECKING:
@@ -616,6 +616,6 @@ class NewSessionScreen(Screen[None]):
         except Exception as exc:  # the engine refused to be built: say why, stay here
             self.problem(f"The session could not be created: {exc}")
             return
-        from controller.ui.screens.run import RunScreen
+        from controller.ui.practitioner.run import RunScreen
 
         self.app.push_screen(RunScreen())

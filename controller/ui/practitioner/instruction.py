@@ -12,8 +12,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from controller.session.model import Phase, SessionSnapshot
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.run_text import duration_words
+from controller.ui.practitioner.run_text import duration_words
+from controller.ui.shared import formatting as fmt
 
 #: Phases shown with the attention style (output off for a reason the practitioner must see).
 ATTENTION_PHASES = frozenset(

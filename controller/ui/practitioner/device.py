@@ -22,8 +22,8 @@ from textual.widgets import Header, Label, Static
 
 from controller.device import Capabilities, DeviceInfo, Status
 from controller.device.views import HealthView as LinkHealth
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.footer import EpmFooter
+from controller.ui.shared import formatting as fmt
+from controller.ui.shared.footer import EpmFooter
 
 if TYPE_CHECKING:
     from controller.ui.app import EpmApp
@@ -300,7 +300,7 @@ class DeviceScreen(Screen[None]):
 
     def action_adopt_other_unit(self) -> None:
         """Ask, then use the other unit from now on (never while a session is open)."""
-        from controller.ui.widgets.confirm_modal import ConfirmModal
+        from controller.ui.shared.confirm_modal import ConfirmModal
 
         other = self._other_unit()
         app = self.epm

@@ -15,8 +15,8 @@ from textual.widget import Widget
 from textual.widgets import Digits, Label, ProgressBar
 
 from controller.session.model import Phase, SessionSnapshot
-from controller.ui.widgets import formatting as fmt
-from controller.ui.widgets.run_text import countdown, duration_words
+from controller.ui.practitioner.run_text import countdown, duration_words
+from controller.ui.shared import formatting as fmt
 
 #: Bars move in steps of 1/BAR_STEPS of their length (finer than a terminal cell), so the
 #: 20 Hz refresh redraws a bar only when it visibly moves.

@@ -1,0 +1,1 @@
+"""The practitioner's screens and widgets: home, new session, run, end, device, training."""

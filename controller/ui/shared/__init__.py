@@ -1,0 +1,1 @@
+"""What both roles' screens share: help, footer, formatting, the simulator banner, confirmations."""

@@ -1,0 +1,1 @@
+"""The technician's screens and widgets: protocol library, editor, approvals, records."""

@@ -1,1 +1,0 @@
-"""Widgets and modals of the practitioner's screens, one component per file."""

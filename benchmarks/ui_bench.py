@@ -39,7 +39,7 @@ from controller.session.engine import SessionEngine
 from controller.session.headless import checklist_answers
 from controller.session.model import Phase, SessionPlan
 from controller.ui.app import EpmApp
-from controller.ui.screens.run import RunScreen
+from controller.ui.practitioner.run import RunScreen
 from protocols import bundled_library_path, load_protocol
 
 BAUD = 921_600

@@ -36,6 +36,7 @@ from controller.session.preflight import (
     protocol_refusals,
     run_checks,
 )
+from controller.session.rules import duration_text
 from controller.session.supervisor import fault_message
 from controller.wire import State
 from protocols import DeliveryStep, to_device_step
@@ -236,7 +237,7 @@ class EngineSteps(EngineEnding):
             self._run.attempt_open = True
             self._run.manual_started_at = self._clock()
         self._run.timer_done_shown = False
-        timer = f" ({timer_left / 1000:g} s timer)" if planned.planned_ms else ""
+        timer = f" (at least {duration_text(timer_left)})" if planned.planned_ms else ""
         self._set_phase(
             Phase.MANUAL, f"Step {planned.index}: {planned.title}{timer}. Confirm when done."
         )

@@ -485,3 +485,23 @@ async def test_while_a_question_is_open_other_keys_wait(store: RecordStore) -> N
         assert engine.requests == []
         await press(pilot, "space")  # the keys are the screen's again
         await wait_for(pilot, lambda: engine.requests == [(Action.RESUME, None)])
+
+
+async def test_a_not_now_explanation_is_withdrawn_when_the_step_changes(
+    store: RecordStore,
+) -> None:
+    engine = FakeEngine(snapshot(Phase.MANUAL, manual_remaining_ms=4_000))
+    app = make_app(store, engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await show_run_screen(app, pilot, engine)
+        await press(pilot, "enter")  # too early: explained
+        titles = lambda: [n.title for n in app._notifications]  # noqa: E731
+        await wait_for(pilot, lambda: "Not now" in titles(), what="the explanation")
+        engine.set(kind="step", step_index=2, manual_remaining_ms=None)
+        await wait_for(
+            pilot,
+            lambda: screen.snapshot is not None and screen.snapshot.step_index == 2,
+            what="the next step shown",
+        )
+        # Withdrawn with the step it spoke of, not left to time out (5 s).
+        assert "Not now" not in titles()

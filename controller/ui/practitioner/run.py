@@ -61,6 +61,8 @@ from controller.ui.shared.footer import EpmFooter
 if TYPE_CHECKING:
     from controller.ui.app import EpmApp
 
+#: The title of a disabled key's explanation (withdrawn when the step or phase changes).
+NOT_NOW = "Not now"
 #: The drain timer's rate (the engineering notes measured 15-20 Hz as the sweet spot).
 REFRESH_HZ = 20
 #: Screen width from which steps are shown beside the readings instead of below.
@@ -247,6 +249,7 @@ class RunScreen(Screen[None]):
         basis = (snap.phase, snap.step_index)
         if basis != self._basis:
             self._basis, self._basis_at = basis, now
+            self.withdraw_explanations()
         if not self._seen_log or self._seen_log[-1][1] != snap.seen:
             self._seen_log.append((now, snap.seen))
         self.query_one(AlarmBanner).show_alarms(snap.alarms)
@@ -436,6 +439,17 @@ class RunScreen(Screen[None]):
         label = fmt.PHASE_LABELS.get(snap.phase, snap.phase.value)
         return f"{label} (step {snap.step_index})" if snap.step_index is not None else label
 
+    def withdraw_explanations(self) -> None:
+        """Take back the "Not now" explanations: they spoke of the step or phase that just
+        ended ("wait 4 s more" must not stand beside the next step). Textual keeps its toasts
+        in ``App._notifications`` (Textual is pinned exactly; see docs/dependencies.md)."""
+        notes = getattr(self.app, "_notifications", None)
+        if notes is None:
+            return
+        stale = [note for note in notes if note.title == NOT_NOW]
+        for note in stale:
+            self.app._unnotify(note)
+
     def explain(self, text: str) -> None:
         """Say why a key did nothing (a notice line; the same one not twice in a row)."""
         now = get_time()
@@ -443,7 +457,7 @@ class RunScreen(Screen[None]):
         if text == last and now - at < EXPLAIN_AGAIN_S:
             return
         self._explained = (text, now)
-        self.notify(text, title="Not now", severity="warning", timeout=5)
+        self.notify(text, title=NOT_NOW, severity="warning", timeout=5)
 
     # --- what a choice was made on --------------------------------------------------------
 

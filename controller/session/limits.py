@@ -152,7 +152,7 @@ def _above_max(requested_dv: int, high: int) -> LimitRefusal:
         allowed=f"≤ {volts(high)}",
         unit="V",
         message=(
-            f"{volts(high)} V is this step's maximum (amplitude_max_v); "
+            f"{volts(high)} V is this step's maximum (set by its protocol); "
             f"{volts(requested_dv)} V is not allowed."
         ),
     )

@@ -61,7 +61,7 @@ def test_request_above_step_maximum_is_clamped_with_reason():
     assert d.limit.layer == "controller"
     assert d.limit.limit == "amplitude_max_v"
     assert d.limit.value == 65.0 and d.limit.unit == "V"
-    assert "60.0 V is this step's maximum (amplitude_max_v)" in d.message
+    assert "60.0 V is this step's maximum (set by its protocol)" in d.message
     assert "65.0 V" in d.message
 
 
@@ -130,7 +130,7 @@ def test_step_up_at_maximum_stays_with_reason():
     d = intensity_step(600, Direction.UP, step(600))
     assert d.value_dv == 600 and not d.changed
     assert d.limit.limit == "amplitude_max_v"
-    assert d.message.startswith("60.0 V is this step's maximum (amplitude_max_v)")
+    assert d.message.startswith("60.0 V is this step's maximum (set by its protocol)")
 
 
 def test_step_up_towards_off_grid_maximum_stops_at_it():

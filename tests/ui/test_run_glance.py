@@ -505,3 +505,14 @@ async def test_a_not_now_explanation_is_withdrawn_when_the_step_changes(
         )
         # Withdrawn with the step it spoke of, not left to time out (5 s).
         assert "Not now" not in titles()
+
+
+def test_the_alarm_banner_calls_the_practitioners_stop_an_emergency_stop() -> None:
+    from controller.session.alarms import Alarm, AlarmCode, Priority
+    from controller.ui.practitioner.alarm_banner import alarm_lines
+
+    estop = Alarm(AlarmCode.DEVICE_FAULT, Priority.HIGH, "Output off.", 0.0, {"faults": ["ESTOP"]})
+    shown = alarm_lines((estop,)).plain
+    assert "Emergency stop" in shown and "Device fault" not in shown
+    other = Alarm(AlarmCode.DEVICE_FAULT, Priority.HIGH, "Off.", 0.0, {"faults": ["OVERCURRENT"]})
+    assert "Device fault" in alarm_lines((other,)).plain

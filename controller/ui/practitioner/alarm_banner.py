@@ -14,11 +14,17 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from controller.session.alarms import Alarm, Priority
+from controller.ui.shared import formatting as fmt
 from controller.ui.theme import alarm_colours
 
 #: Background of the flash's "off" phase: the alarm colour moves to the text.
 FLASH_OFF_BACKGROUND = "#000000"
 PRIORITY_WORDS = {Priority.HIGH: "HIGH", Priority.MEDIUM: "MEDIUM", Priority.LOW: "LOW"}
+
+
+def _title(alarm: Alarm) -> str:
+    """The practitioner's words: their own emergency stop is never called a device fault."""
+    return fmt.alarm_title(alarm.code.value, alarm.detail, alarm.title)
 
 
 def alarm_lines(alarms: tuple[Alarm, ...], ack_key: str = "a") -> Text:
@@ -34,13 +40,13 @@ def alarm_lines(alarms: tuple[Alarm, ...], ack_key: str = "a") -> Text:
     suffix = f" ({', '.join(state)})" if state else ""
     text = Text()
     text.append(f" {PRIORITY_WORDS[top.priority]} ", style="bold reverse")
-    text.append(f" {top.title}{suffix}", style="bold")
+    text.append(f" {_title(top)}{suffix}", style="bold")
     if any(not alarm.acknowledged for alarm in alarms):
         text.append(f"  [{ack_key}] acknowledge", style="bold")
     text.append("\n")
     text.append(top.message)
     if len(alarms) > 1:
-        others = "; ".join(f"{a.title} ({a.priority.value})" for a in alarms[1:])
+        others = "; ".join(f"{_title(a)} ({a.priority.value})" for a in alarms[1:])
         text.append(f"\nAlso: {others}")
     return text
 

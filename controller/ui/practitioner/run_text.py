@@ -17,6 +17,7 @@ from controller.device.views import Contact
 from controller.device.views import TelemetrySample as Telemetry
 from controller.session.alarms import AlarmCode
 from controller.session.model import Phase, SessionSnapshot
+from controller.ui.shared import formatting as fmt
 
 #: Readings older than this are shown dimmed with their age (the supervisor's threshold).
 STALE_AFTER_S = 0.3
@@ -32,17 +33,7 @@ def duration_words(ms: int | None, *, round_up: bool = False) -> str:
     ``round_up`` for a time still to wait (never says less than is left), otherwise rounded
     down (never claims more than was delivered).
     """
-    if ms is None:
-        return NO_VALUE
-    ms = max(0, int(ms))
-    seconds = (ms + 999) // 1000 if round_up else ms // 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min {secs} s"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"
+    return fmt.duration(ms, round_up=round_up, unknown=NO_VALUE)
 
 
 def countdown(ms: int | None) -> str:

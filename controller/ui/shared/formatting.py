@@ -68,13 +68,15 @@ def elapsed(ms: int | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def duration(ms: int | None) -> str:
+def duration(ms: int | None, *, round_up: bool = False, unknown: str = "not known") -> str:
     """A duration in words, for sentences, lists and records: ``16 min 0 s``, ``45 s``,
-    ``1 h 2 min 5 s``. Rounded down to the second (never claims more than there was);
-    ``not known`` when unknown. Countdowns keep :func:`clock` (``m:ss``)."""
+    ``1 h 2 min 5 s``. Rounded down to the second (never claims more than there was), or up
+    with ``round_up`` (a time still to wait never says less than is left); ``unknown`` when
+    unknown. Countdowns keep :func:`clock` (``m:ss``)."""
     if ms is None:
-        return "not known"
-    seconds = max(0, int(ms)) // 1000
+        return unknown
+    ms = max(0, int(ms))
+    seconds = (ms + 999) // 1000 if round_up else ms // 1000
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

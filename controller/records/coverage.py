@@ -284,10 +284,12 @@ def chained_approvals(conn: sqlite3.Connection) -> list[tuple[dict[str, Any], in
     return found
 
 
-def check_approvals(conn: sqlite3.Connection) -> list[Finding]:
+def check_approvals(conn: sqlite3.Connection) -> tuple[list[Finding], int]:
     """Each approvals row must be one the chain holds, and each chained approval must have its
-    row (the table is an index; the chain is the record)."""
-    chained = {str(item.get("id")): item for item, _ in chained_approvals(conn)}
+    row (the table is an index; the chain is the record). Returns the findings and how many
+    approvals the chain proves."""
+    proven = chained_approvals(conn)
+    chained = {str(item.get("id")): item for item, _ in proven}
     found: list[Finding] = []
     seen: set[str] = set()
     columns = _select(APPROVAL_FIELDS)
@@ -327,7 +329,7 @@ def check_approvals(conn: sqlite3.Connection) -> list[Finding]:
                     row=key,
                 )
             )
-    return found
+    return found, len(proven)
 
 
 def record_migrated_approvals(conn: sqlite3.Connection) -> None:

@@ -203,8 +203,7 @@ class RecordStore(StepRecording, TelemetryRecording):
                 try:
                     report = chain.verify(conn)
                     sessions = coverage.check_sessions(conn)
-                    approvals = coverage.check_approvals(conn)
-                    proven = len(coverage.chained_approvals(conn))
+                    approvals, proven = coverage.check_approvals(conn)
                     anchor_problem = (
                         anchor_file.check(conn, saved) if isinstance(saved, Anchor) else None
                     )

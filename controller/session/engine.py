@@ -99,15 +99,22 @@ class SessionEngine(EngineActions):
 
         If the engine does not finish within ``timeout`` s, ESTOP is sent and recorded.
         """
-        thread = self._thread
-        if thread is None:
+        if self._thread is None:
             return
         if not self._done.is_set():
             self._shutdown_reason = reason
+        self._end_threads("shutdown", reason, timeout)
+
+    def _end_threads(self, source: str, reason: str, timeout: float) -> None:
+        """Wake the engine's thread to end the session (the reason is set by the caller),
+        ESTOP from here if it does not finish within ``timeout`` s, then join the threads."""
+        thread = self._thread
+        assert thread is not None
+        if not self._done.is_set():
             self._wake.set()
             if not self._done.wait(timeout):
                 self._estop_now(
-                    "shutdown",
+                    source,
                     f"{reason}: the session did not end within {timeout:g} s",
                     None,
                     record_here=True,  # the engine thread is stuck: nobody else will
@@ -193,17 +200,7 @@ class SessionEngine(EngineActions):
             if phase in ACTIVE_PHASES or self._device.device_state in ACTIVE_STATES:
                 self._estop_now("quit", f"{reason}: output stopped first", None, record_here=False)
             self._abandon_reason = reason
-            self._wake.set()
-            if not self._done.wait(timeout):
-                self._estop_now(
-                    "quit",
-                    f"{reason}: the session did not end within {timeout:g} s",
-                    None,
-                    record_here=True,  # the engine thread is stuck: nobody else will
-                )
-        if thread is not threading.current_thread():
-            thread.join(timeout)
-        self._notifier.join(timeout)
+        self._end_threads("quit", reason, timeout)
         return self._done.is_set() and (self._rec.session_id is None or self._rec.ended)
 
     def emergency_stop(self, source: str = "operator") -> bool:

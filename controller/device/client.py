@@ -355,6 +355,11 @@ class DeviceClient:
     def health(self) -> LinkHealth:
         return self._link.health()
 
+    def telemetry_silence_s(self) -> float | None:
+        """How long the link's reader has listened without hearing TELEMETRY; None unless
+        the link is up. A host too busy to read is not counted as a silent device."""
+        return self._link.telemetry_silence_s()
+
     @property
     def latest_telemetry(self) -> wire.Telemetry | None:
         return self._buffer.latest

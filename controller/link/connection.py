@@ -133,6 +133,10 @@ class ConnectionCore:
         self._reopen_delay = backoff_initial
         self._telemetry_rate: int | None = None
         self._restart_reported: int | None = None
+        #: When the reader last came back from the port (bytes or its read timeout) and when
+        #: it last heard TELEMETRY from the pinned unit (or the link came up): host monotonic.
+        self._listened_at: float | None = None
+        self._telemetry_heard_at: float | None = None
 
     @property
     def device_state(self) -> State | None:
@@ -152,6 +156,23 @@ class ConnectionCore:
     @property
     def continuity(self) -> Continuity:
         return Continuity(self.pinned, self.epoch, self._out.seq.last, self.connection)
+
+    def listened(self, now: float) -> None:
+        """The reader came back from the port at ``now`` (with bytes or after its timeout)."""
+        self._listened_at = now
+
+    def telemetry_silence_s(self) -> float | None:
+        """How long the reader listened, up, without hearing TELEMETRY from the pinned unit.
+
+        Measured between two moments the reader itself saw (the last telemetry, or the link
+        coming up, and its latest return from the port), so a host too busy to read, or a
+        dispatch thread behind the reader, never counts as a silent device: the frames wait
+        in the port's buffer and are heard on the next read. None while the link is not up.
+        """
+        heard, listened = self._telemetry_heard_at, self._listened_at
+        if self.state is not LinkState.UP or heard is None or listened is None:
+            return None
+        return max(0.0, listened - heard)
 
     def take_kick(self) -> bool:
         """Whether the timers or the next write may have changed since the last call."""
@@ -270,6 +291,7 @@ class ConnectionCore:
         self._first_open = False
         self._been_up = True
         self._trouble_since = None
+        self._telemetry_heard_at = now  # telemetry is expected from now on
         if first:
             kind, message = LinkEventKind.LINK_UP, texts.link_up(self.url, self.baud, msg)
         else:

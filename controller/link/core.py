@@ -296,6 +296,7 @@ class LinkCore(ConnectionCore):
     def receive_data(self, data: bytes, now: float) -> None:
         if self.state in PORTLESS:
             return  # bytes read from a port already given up (the shell closes it)
+        self._listened_at = now
         frames = self._decoder.feed(data)
         if frames:
             self.health.frame_seen(now)
@@ -320,6 +321,7 @@ class LinkCore(ConnectionCore):
             self.health.add("unidentified_frames")  # not known to be the pinned unit
             return
         if isinstance(msg, Telemetry):
+            self._telemetry_heard_at = now  # the unit is talking, whatever the frame's order
             verdict = self._tracker.on_telemetry(msg)
             state = state_of(msg.state)
         else:

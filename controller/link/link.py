@@ -290,6 +290,14 @@ class Link:
         core = self._core
         return core.health.snapshot(core.state, epoch=core.epoch)
 
+    def telemetry_silence_s(self) -> float | None:
+        """How long the reader has listened without hearing TELEMETRY (None unless up).
+
+        See :meth:`ConnectionCore.telemetry_silence_s`: a busy host is never a silent device.
+        """
+        with self._lock:
+            return self._core.telemetry_silence_s()
+
     def t_reply(self, mtype: MsgType, body_len: int = 0) -> float:
         """``T_reply`` of a request at this link's baud rate."""
         return t_reply(mtype, frame_wire_bytes(body_len), self.baud)
@@ -445,6 +453,9 @@ class Link:
                     with self._lock:
                         self._core.receive_data(data, time.monotonic())
                         self._after()
+                else:
+                    with self._lock:
+                        self._core.listened(time.monotonic())
             except (serial.SerialException, OSError) as exc:  # unplug: the port failed
                 self._failed(current, str(exc))
             except Exception as exc:  # a bug: reported as a link failure, never silent

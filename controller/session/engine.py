@@ -311,8 +311,9 @@ class SessionEngine(EngineActions):
 
     def _supervise(self) -> None:
         now = self._clock()
+        silence = self._device.telemetry_silence_s()
         with self._sup_lock:
-            actions = self._sup.tick(now)
+            actions = self._sup.tick(now, silence_s=silence)
         if now - self._last_health >= HEALTH_S:
             self._last_health = now
             health = self._device.health()

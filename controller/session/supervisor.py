@@ -11,7 +11,8 @@ Pure logic for the session engine: no threads, no I/O, no clock of its own. Ever
 ``now`` (monotonic seconds, host clock) and returns the actions it decided, in the order to act
 on them (``SendEstop`` first). Windows over telemetry samples (over-current, short circuit,
 current after output off) use the device clock ``t_ms`` of the frames, so they are exact even
-when the engine drains telemetry in batches; staleness and contact loss use ``now``.
+when the engine drains telemetry in batches; contact loss uses ``now``, and staleness the link
+reader's own measure of silence (so a busy host is never taken for a silent device).
 
 The engine must feed device frames in arrival order, drain pending telemetry before feeding a
 STATUS reply, and call :meth:`SafetySupervisor.tick` at least every 100 ms.
@@ -34,9 +35,16 @@ from controller.session.limits import LimitRefusal, volts
 from controller.wire import Contact, Event, EventCode, Fault, State, Status, Telemetry
 from controller.wire.sequence import dseq_is_newer
 
+
+class Unheard:
+    """Marker: :meth:`SafetySupervisor.tick` was given no reader's measure of silence."""
+
+
+UNHEARD = Unheard()
+
 # --- thresholds (the reasons are in docs/alarms.md) ----------------------------------------
 
-#: No telemetry for more than this (host clock) → telemetry_stale.
+#: No telemetry for more than this while the link's reader was listening → telemetry_stale.
 TELEMETRY_STALE_S = 0.300
 #: Contact none while RUNNING/HOLD for more than this (host clock) → contact_lost.
 CONTACT_LOST_S = 10.0
@@ -456,15 +464,25 @@ class SafetySupervisor:
         )
         return self._set(AlarmCode.OUTCOME_UNKNOWN, True, now, message, {"request": request_name})
 
-    def tick(self, now: float) -> list[SupervisorAction]:
-        """Time-based conditions: telemetry staleness and contact loss."""
+    def tick(
+        self, now: float, *, silence_s: float | Unheard | None = UNHEARD
+    ) -> list[SupervisorAction]:
+        """Time-based conditions: telemetry staleness and contact loss.
+
+        ``silence_s`` is the link reader's own measure of how long it listened without hearing
+        TELEMETRY (None while the link is not up). A host too busy to read (a loaded PC, a
+        garbage collection) leaves frames waiting in the port and is not a silent device, so
+        only the reader's silence counts. Without it (a caller with no reader) the time since
+        the last frame fed here counts instead.
+        """
         actions: list[SupervisorAction] = []
-        if (
-            self._link_up
-            and self._last_telemetry_at is not None
-            and _exceeds(now - self._last_telemetry_at, TELEMETRY_STALE_S)
-        ):
-            actions += self._set(AlarmCode.TELEMETRY_STALE, True, now)
+        if self._link_up and self._last_telemetry_at is not None:
+            if isinstance(silence_s, Unheard):
+                silent = now - self._last_telemetry_at
+            else:
+                silent = 0.0 if silence_s is None else silence_s
+            if _exceeds(silent, TELEMETRY_STALE_S):
+                actions += self._set(AlarmCode.TELEMETRY_STALE, True, now)
         actions += self._check_contact_lost(now)
         return actions
 

@@ -20,6 +20,7 @@ from controller.link.events import LinkEvent, LinkEventKind
 from controller.link.identity import Continuity, DeviceIdentity
 from controller.link.states import TRANSITIONS, LinkState, TransitionError, Trigger, next_state
 from controller.wire import messages as m
+from controller.wire.codec import encode_frame
 from controller.wire.constants import RETRIES, MsgType, State
 from controller.wire.sequence import dseq_is_newer, dseq_lost
 from tests.link.core_harness import BOOT, SERIAL, CoreHarness, hello_reply, status, telemetry
@@ -424,3 +425,62 @@ def test_the_links_own_frames_are_not_resent_once_the_supervision_is_stale() -> 
         h.advance(0.05)
     resends = [w for w in h.log if w.seq == beat.seq and w.write.resend]
     assert all(w.t - beat.t <= SUPERVISION_WINDOW_S for w in resends)
+
+
+# --- silence as the reader heard it (issue 11: "Measurements stopped" on a busy PC) --------
+
+
+def test_telemetry_silence_is_measured_between_moments_the_reader_saw() -> None:
+    h = CoreHarness.make()
+    assert h.core.telemetry_silence_s() is None, "nothing to measure before the link is up"
+    h.connect()
+    h.receive(0, telemetry(1, State.IDLE))
+    h.now += 0.2
+    h.core.listened(h.now)  # the reader's read timed out: it listened and heard nothing
+    assert h.core.telemetry_silence_s() == pytest.approx(0.2)
+    h.now += 0.2
+    h.core.listened(h.now)
+    assert h.core.telemetry_silence_s() == pytest.approx(0.4), "a device that is really silent"
+    h.receive(0, telemetry(2, State.IDLE))
+    assert h.core.telemetry_silence_s() == 0.0
+
+
+def test_a_host_too_busy_to_read_is_not_a_silent_device() -> None:
+    h = up()
+    h.receive(0, telemetry(1, State.IDLE))
+    h.now += 1.5  # the host was starved for 1.5 s: the reader never came back from the port
+    assert h.core.telemetry_silence_s() == 0.0, "no listening, so no silence was heard"
+    # When it reads again, the frames the device sent meanwhile are in the port's buffer.
+    backlog = b"".join(encode_frame(0, telemetry(n, State.IDLE)) for n in range(2, 60))
+    h.core.receive_data(backlog, h.now)
+    assert h.core.telemetry_silence_s() == 0.0
+
+
+def test_silence_starts_when_the_link_comes_up_and_ends_with_it() -> None:
+    h = CoreHarness.make()
+    h.core.port_opened(h.now)
+    h.flush()
+    h.now += 5.0
+    h.core.listened(h.now)
+    assert h.core.telemetry_silence_s() is None, "handshaking: not up yet"
+    h.answer(h.last(MsgType.HELLO), hello_reply())
+    h.answer(h.last(MsgType.GET_STATUS), status())
+    h.now += 0.1
+    h.core.listened(h.now)
+    assert h.core.telemetry_silence_s() == pytest.approx(0.1), "counted from the link coming up"
+    h.core.port_failed(h.now, "unplugged")
+    assert h.core.telemetry_silence_s() is None
+
+
+def test_telemetry_from_another_unit_is_not_heard_as_the_pinned_units() -> None:
+    h = up()
+    h.receive(0, telemetry(1, State.IDLE))
+    h.core.port_failed(h.now, "unplugged")
+    h.flush()
+    h.now += 0.5
+    h.core.port_opened(h.now)
+    h.flush()
+    h.answer(h.last(MsgType.HELLO), hello_reply(serial="SIM-000999"))
+    assert h.core.state is LinkState.OTHER_UNIT
+    h.receive(0, telemetry(1, State.IDLE))
+    assert h.core.telemetry_silence_s() is None

@@ -3,6 +3,9 @@ docs/alarms.md specifies; device faults and the acknowledge -> clear -> continue
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from controller.session.model import Action, Outcome, Phase, SessionNotice
@@ -186,6 +189,39 @@ def test_telemetry_that_stops_raises_telemetry_stale_which_latches_until_acknowl
     acked = [e for e in s.events("alarm_cleared") if e.data["alarm"] == "telemetry_stale"]
     assert acked[0].data["by"] == "Dana Practitioner"
     assert s.sim.state is State.READY  # nothing else happened to the device
+
+
+def test_a_host_too_busy_to_hand_on_telemetry_raises_no_measurements_stopped(
+    engine_env: EngineEnv,
+) -> None:
+    """Issue 11: "Measurements stopped" with no fault on a busy PC. The link's dispatch
+    thread is held (as a loaded host holds it) while the device keeps talking: the reader
+    hears every frame, so nothing is stale, though the engine got none for the whole time."""
+    s = engine_env.session("one-zone.yaml", speed=20, auto=False)
+    s.watch.phase(Phase.PLACE)
+    held = threading.Event()
+    released = threading.Event()
+
+    def busy_host(_: object) -> None:
+        if held.is_set() or released.is_set():
+            return
+        held.set()
+        start = s.device.health().telemetry_received
+        deadline = time.monotonic() + 10.0
+        # Hold the dispatch thread until the reader has heard 0.8 s of frames (50 Hz).
+        while s.device.health().telemetry_received - start < 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        released.set()
+
+    s.device.add_telemetry_listener(busy_host)
+    assert released.wait(15), "the dispatch thread was never held"
+    s.watch.until(
+        lambda x: x.live is not None and x.live.age_s is not None and x.live.age_s < 0.3,
+        what="telemetry handed on again",
+    )
+    snap = s.engine.snapshot()
+    assert all(a.code.value != "telemetry_stale" for a in snap.alarms), snap.alarms
+    assert "telemetry_stale" not in [e.data.get("alarm") for e in s.events("alarm_raised")]
 
 
 def test_lost_telemetry_frames_raise_link_degraded_until_a_clean_window(

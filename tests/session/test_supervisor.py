@@ -579,6 +579,21 @@ def test_telemetry_stale_at_300_ms_boundary_and_latches(sup, dev):
     assert cleared(sup.acknowledge(None, 11.0)) == [AlarmCode.TELEMETRY_STALE]
 
 
+def test_a_busy_host_is_not_a_silent_device(sup, dev):
+    """The engine passes the link reader's own measure of silence: a host starved for a
+    second (frames waiting in the port) raises nothing; a reader that listened 301 ms and
+    heard no telemetry does."""
+    sup.on_telemetry(dev.tel(10.0), 10.0)
+    assert sup.tick(11.0, silence_s=0.0) == [], "1 s since the last frame fed, none missed"
+    assert sup.tick(11.1, silence_s=0.3) == []
+    assert raised(sup.tick(11.2, silence_s=0.301)) == [AlarmCode.TELEMETRY_STALE]
+
+
+def test_no_staleness_when_the_reader_says_the_link_is_not_up(sup, dev):
+    sup.on_telemetry(dev.tel(10.0), 10.0)
+    assert sup.tick(20.0, silence_s=None) == []
+
+
 def test_no_staleness_before_anything_was_expected():
     s = SafetySupervisor()
     assert s.tick(100.0) == []

@@ -231,6 +231,14 @@ def _session_lines(s: SessionRecord) -> list[str]:
             else []
         ),
         f"  planned zones {', '.join(s.planned_zones) or '-'}",
+        *(
+            [
+                f"  planned time  {s.planned_delivery_ms} ms of delivery "
+                f"in {len(s.planned_steps)} steps"
+            ]
+            if s.planned_delivery_ms is not None
+            else []
+        ),
         f"  checklist     {json.dumps(s.checklist, sort_keys=True, ensure_ascii=False)}",
     ]
     if s.notes:

@@ -65,6 +65,17 @@ class EventRow:
 
 
 @dataclass(frozen=True)
+class PlannedStepRecord:
+    """One step of a session's plan as it started (chained in ``session_started``): every
+    step it was going to run, with its planned time, whether or not it ever started."""
+
+    index: int
+    kind: str
+    zone: str | None
+    planned_ms: int
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     """One treatment session as recorded. ``simulated`` is true on a ``SIM-`` device: such a
     session is never a real treatment, and every listing and export says so."""
@@ -100,6 +111,17 @@ class SessionRecord:
     #: each ``{"field", "value", "original", "by", "reason", "at", "event_id"}``. The fields
     #: above keep what was recorded; these are shown beside them.
     amendments: tuple[dict[str, Any], ...] = field(default=())
+    #: The plan as the session started (from its chained ``session_started`` event); empty for
+    #: sessions recorded before the plan was kept.
+    planned_steps: tuple[PlannedStepRecord, ...] = field(default=())
+
+    @property
+    def planned_delivery_ms(self) -> int | None:
+        """The planned delivery time of the whole session (every delivery step of its plan,
+        started or not); None when the record predates the plan being kept."""
+        if not self.planned_steps:
+            return None
+        return sum(p.planned_ms for p in self.planned_steps if p.kind == "delivery")
 
     def amended(self, name: str) -> dict[str, Any] | None:
         """The latest amendment of field ``name`` (None if never amended)."""

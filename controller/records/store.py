@@ -31,6 +31,7 @@ from controller.records.migrations import OUTCOMES
 from controller.records.models import (
     Client,
     EventRow,
+    PlannedStepRecord,
     SessionDetail,
     SessionRecord,
     iso,
@@ -39,7 +40,12 @@ from controller.records.models import (
 from controller.records.rows import EVENT_SELECT, SESSION_SELECT, event_row, session_row
 from controller.records.steps import StepRecording
 from controller.records.telemetry_store import TelemetryRecording
-from controller.records.validation import CLIENT_NAME_MAX, SHA256_HEX
+from controller.records.validation import (
+    CLIENT_NAME_MAX,
+    SHA256_HEX,
+    check_planned_step,
+    read_planned_steps,
+)
 from controller.wire.constants import is_simulator_serial
 
 if TYPE_CHECKING:
@@ -291,11 +297,14 @@ class RecordStore(StepRecording, TelemetryRecording):
         device_port: str,
         checklist: Mapping[str, Any],
         planned_zones: Sequence[str],
+        planned_steps: Sequence[PlannedStepRecord] = (),
     ) -> int:
         """Record a new session as ``running`` with its ``session_started`` event; return its id.
 
         The client must exist (:meth:`get_or_create_client`). A device whose serial begins with
         ``SIM-`` marks the session simulated. On a real device the serum lot is required.
+        ``planned_steps`` is the plan (every step, with its planned time), chained in the
+        event so a zone that never started still counts in the planned time.
         """
         self._require_exclusive("begin a session")
         client = self.get_client(check.client_code(client_code))
@@ -329,6 +338,8 @@ class RecordStore(StepRecording, TelemetryRecording):
             "checklist": dict(checklist),
             "planned_zones": zones,
         }
+        if planned_steps:
+            values["planned_steps"] = [check_planned_step(p) for p in planned_steps]
         checklist_json = chain.check_json_data(values["checklist"])
         with self.write_transaction() as conn:
             values["started_at"] = self.now()
@@ -571,7 +582,8 @@ class RecordStore(StepRecording, TelemetryRecording):
     def _with_amendments(
         conn: sqlite3.Connection, sessions: list[SessionRecord]
     ) -> list[SessionRecord]:
-        """Attach each session's chained corrections (``amendment`` events)."""
+        """Attach what each session's chain adds to its row: its corrections (``amendment``
+        events) and its plan (from ``session_started``)."""
         if not sessions:
             return sessions
         found: dict[int, list[dict[str, Any]]] = {}
@@ -581,8 +593,15 @@ class RecordStore(StepRecording, TelemetryRecording):
         ):
             data = json.loads(data_json)
             found.setdefault(session_id, []).append({**data, "at": wall_time, "event_id": event_id})
+        plans: dict[int, tuple[PlannedStepRecord, ...]] = {}
+        for session_id, data_json in conn.execute(
+            "SELECT session_id, data FROM events WHERE kind = 'session_started'"
+        ):
+            plans[session_id] = read_planned_steps(json.loads(data_json))
         return [
-            dataclasses.replace(s, amendments=tuple(found[s.id])) if s.id in found else s
+            dataclasses.replace(
+                s, amendments=tuple(found.get(s.id, ())), planned_steps=plans.get(s.id, ())
+            )
             for s in sessions
         ]
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from controller.records.errors import InvalidRecordError
+from controller.records.models import PlannedStepRecord
 
 CLIENT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -39,3 +42,39 @@ def local_start(day: dt.date | dt.datetime) -> dt.datetime:
     if isinstance(day, dt.datetime):
         return day if day.tzinfo else day.astimezone()
     return dt.datetime.combine(day, dt.time.min).astimezone()
+
+
+def check_planned_step(step: PlannedStepRecord) -> dict[str, Any]:
+    """One step of a session's plan as chained in ``session_started``; refuses nonsense."""
+    if not isinstance(step.index, int) or isinstance(step.index, bool) or step.index < 1:
+        raise InvalidRecordError(f"planned step number {step.index!r} must be an int ≥ 1")
+    kind = text(step.kind, "planned step kind", max_len=20)
+    zone = None if step.zone is None else text(step.zone, "planned zone", max_len=40)
+    ms = step.planned_ms
+    if not isinstance(ms, int) or isinstance(ms, bool) or ms < 0:
+        raise InvalidRecordError(f"planned time {ms!r} of step {step.index} must be an int ≥ 0 ms")
+    return {"index": step.index, "kind": kind, "zone": zone, "planned_ms": ms}
+
+
+def read_planned_steps(data: Mapping[str, Any]) -> tuple[PlannedStepRecord, ...]:
+    """The plan from a ``session_started`` event's data; () when it is absent (a record made
+    before the plan was kept) or not in the recorded shape (``verify`` names such damage)."""
+    raw = data.get("planned_steps")
+    if not isinstance(raw, list):
+        return ()
+    steps: list[PlannedStepRecord] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            return ()
+        index, kind, zone, ms = (item.get(k) for k in ("index", "kind", "zone", "planned_ms"))
+        if not (
+            isinstance(index, int)
+            and isinstance(kind, str)
+            and (zone is None or isinstance(zone, str))
+            and isinstance(ms, int)
+            and not isinstance(ms, bool)
+            and ms >= 0
+        ):
+            return ()
+        steps.append(PlannedStepRecord(index, kind, zone, ms))
+    return tuple(steps)

@@ -18,6 +18,7 @@ from controller.device import (
 )
 from controller.link import LinkState
 from controller.records import RecordsError
+from controller.records.models import PlannedStepRecord
 from controller.session.engine_core import (
     CONTACT_OK,
     FIRST_TELEMETRY_S,
@@ -172,6 +173,9 @@ class EngineSteps(EngineEnding):
             device_port=self._device.url,
             checklist=dict(plan.checklist_answers),
             planned_zones=[p.zone for p in self._run.steps if p.zone is not None],
+            planned_steps=[
+                PlannedStepRecord(p.index, p.kind, p.zone, p.planned_ms) for p in self._run.steps
+            ],
         )
         self._rec.event("preflight", {**preflight, "warnings": list(self._shown.warnings)})
         for warning in self._shown.warnings:

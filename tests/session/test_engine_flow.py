@@ -183,6 +183,23 @@ def test_stop_ramps_down_and_the_session_ends_stopped(engine_env: EngineEnv) -> 
     assert s.store.get_session(s.engine.session_id).outcome == "stopped"
 
 
+def test_the_record_keeps_the_whole_plan_so_a_zone_never_started_still_counts(
+    engine_env: EngineEnv,
+) -> None:
+    """Issue 11: the records list and the end screen disagreed on planned time when a zone
+    never started. The plan (every step with its planned time) is chained at the start."""
+    s = engine_env.session("two-zones.yaml", speed=50, manual_speed=1000)
+    s.watch.until(lambda x: x.phase is Phase.DELIVERING and x.zone_delivered_ms > 2_000)
+    s.engine.request(Action.STOP)
+    snap = s.watch.finished()
+    record = s.store.get_session(s.engine.session_id)
+    started = {r.index for r in s.store.steps(s.engine.session_id) if r.kind == "delivery"}
+    planned = {p.index: p for p in record.planned_steps}
+    assert [p.index for p in record.planned_steps] == [v.index for v in snap.steps]
+    assert any(i not in started for i, p in planned.items() if p.kind == "delivery")
+    assert record.planned_delivery_ms == snap.session_planned_ms
+
+
 def test_skip_and_end_need_a_reason_and_both_are_recorded(engine_env: EngineEnv) -> None:
     s = engine_env.session("two-zones.yaml", speed=50, manual_speed=1000)
     s.watch.until(lambda x: x.phase is Phase.DELIVERING and x.zone_delivered_ms > 5_000)

@@ -73,9 +73,15 @@ def fmt_ms(ms: int | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def delivered_and_planned(steps: Sequence[StepRecord]) -> tuple[int, int]:
-    """Delivery time over all attempts, and the planned time of each delivery step once."""
+def delivered_and_planned(
+    steps: Sequence[StepRecord], planned_delivery_ms: int | None = None
+) -> tuple[int, int]:
+    """Delivery time over all attempts, and the session's planned delivery time: the plan's
+    (every delivery step, started or not) when the record keeps it, as the end screen shows
+    it; for older records the planned time of each delivery step that started, once."""
     delivered = sum(s.delivered_ms or 0 for s in steps if s.kind == "delivery")
+    if planned_delivery_ms is not None:
+        return delivered, planned_delivery_ms
     planned: dict[int, int] = {}
     for step in steps:
         if step.kind == "delivery" and step.planned_ms is not None:
@@ -116,7 +122,9 @@ def load_rows(store: RecordStore, flt: RecordFilter) -> list[SessionRow]:
         sessions = [s for s in sessions if needle in s.client_code.lower()]
     rows = []
     for session in sessions:
-        delivered, planned = delivered_and_planned(store.steps(session.id))
+        delivered, planned = delivered_and_planned(
+            store.steps(session.id), session.planned_delivery_ms
+        )
         rows.append(SessionRow(session, delivered, planned))
     return rows
 

@@ -21,7 +21,9 @@ screens always show the unit as it is; and a key a screen shows dimmed says why 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import os
 import threading
 import time
@@ -34,6 +36,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Provider
 from textual.dom import DOMNode
+from textual.driver import Driver
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
@@ -53,6 +56,7 @@ from controller.ui.messages import (
     EngineStartFinished,
     SessionUpdate,
 )
+from controller.ui.shared.estop_key import with_estop_key
 from controller.ui.shared.sim_banner import SimBanner
 from controller.ui.theme import DEFAULT_THEME, THEMES
 
@@ -142,6 +146,32 @@ DEVICE_STATE_EVENTS = frozenset(
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class EstopSent:
+    """What an emergency stop reached: ``session`` (through the engine), ``device`` (no
+    session running) or ``none`` (no device connected), and whether the bytes went out."""
+
+    target: str
+    sent: bool
+
+
+class EmergencyStopSent(Message):
+    """The driver's input thread already sent ESTOP; the screens are told on the loop."""
+
+    def __init__(self, key: str, result: EstopSent) -> None:
+        super().__init__()
+        self.key = key
+        self.result = result
+
+
+class EstopKeyFailed(Message):
+    """Sending ESTOP from the input thread raised: the loop tries again at once."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+
 class DeviceChanged(Message):
     """The device reported a change of state (posted from the link's thread)."""
 
@@ -156,6 +186,8 @@ class DeviceStatusRead(Message):
 
 
 #: What the operator must do when the ESTOP's bytes could not be written (no port).
+log = logging.getLogger(__name__)
+
 ESTOP_NOT_SENT = (
     "Emergency stop NOT sent: the device cannot be reached. Lift the handpiece off the skin "
     "(no contact turns output off) and switch the unit off at its power switch."
@@ -518,37 +550,68 @@ class EpmApp(App[int]):
 
     # --- keys that work everywhere -------------------------------------------------------------
 
+    def get_driver_class(self) -> type[Driver]:
+        """The platform's driver with F12 / Ctrl+E acted on in its input thread (see
+        :mod:`controller.ui.shared.estop_key`): the stop never waits for the event loop."""
+        return with_estop_key(super().get_driver_class())
+
+    def estop_from_input(self, key: str) -> None:
+        """F12 parsed by the driver's input thread: ESTOP from this thread, then tell the
+        screens through the loop. Never raises (it runs in Textual's input thread)."""
+        try:
+            sent = self._send_estop()
+        except Exception:  # the input thread must live: the loop's binding path tries again
+            log.exception("ESTOP from the input thread failed")
+            self.post_message(EstopKeyFailed(key))
+            return
+        self.post_message(EmergencyStopSent(key, sent))
+
     def action_emergency_stop(self) -> None:
-        """F12: ESTOP now, on this thread. Never confirmed; never queued behind anything."""
-        self.estops_requested += 1
+        """F12 reaching the loop (tests' pilot, the command palette): ESTOP now, on this
+        thread. Never confirmed; never queued behind anything once here."""
+        self._tell_estop(self._send_estop())
+
+    def on_emergency_stop_sent(self, message: EmergencyStopSent) -> None:
+        self._tell_estop(message.result)
+
+    def on_estop_key_failed(self, message: EstopKeyFailed) -> None:
+        self.action_emergency_stop()
+
+    def _send_estop(self) -> EstopSent:
+        """The device part, safe from any thread: what was stopped and whether bytes went."""
         engine = self.engine
         if engine is not None:
-            sent = engine.emergency_stop("operator")
-            self.read_device_status()
-            self.notify(
-                "Emergency stop sent: output off." if sent else ESTOP_NOT_SENT,
-                title="E-STOP" if sent else "E-STOP NOT SENT",
-                severity="error",
-                timeout=10 if sent else 60,
-            )
-            return
+            return EstopSent("session", engine.emergency_stop("operator"))
         device = self.device
         if device is not None and self.device_info is not None:
             sent = device.estop()
             if sent:
                 self.estop_without_session = True
-            self.read_device_status()  # the screens show the device's state after the stop
-            self.notify(
+            return EstopSent("device", sent)
+        return EstopSent("none", False)
+
+    def _tell_estop(self, result: EstopSent) -> None:
+        """The UI part, on the loop: read the device's state and say what happened."""
+        self.estops_requested += 1
+        if result.target == "none":
+            self.notify("No device is connected: there is no output to stop.", title="E-STOP")
+            return
+        self.read_device_status()  # the screens show the device's state after the stop
+        if not result.sent:
+            message = ESTOP_NOT_SENT
+        elif result.target == "session":
+            message = "Emergency stop sent: output off."
+        else:
+            message = (
                 "Emergency stop sent to the device (no session was running). Clear it on the "
                 "home screen (f) or the Device screen (f) before the next session."
-                if sent
-                else ESTOP_NOT_SENT,
-                title="E-STOP" if sent else "E-STOP NOT SENT",
-                severity="error",
-                timeout=10 if sent else 60,
             )
-            return
-        self.notify("No device is connected: there is no output to stop.", title="E-STOP")
+        self.notify(
+            message,
+            title="E-STOP" if result.sent else "E-STOP NOT SENT",
+            severity="error",
+            timeout=10 if result.sent else 60,
+        )
 
     async def action_quit(self) -> None:
         engine = self.engine

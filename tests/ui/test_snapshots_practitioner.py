@@ -85,6 +85,9 @@ def run_before(engine: FakeEngine, alarm_modal: bool = False, then: Any = None) 
         screen = RunScreen()
         await app.push_screen(screen)
         await wait_for(pilot, lambda: screen.snapshot is not None)
+        # The run screen's own banner first: the app mounts it just after the screen is
+        # shown, and a modal pushed meanwhile would be pictured over a screen one row short.
+        await wait_for(pilot, lambda: any(b.is_mounted for b in screen.query("SimBanner")))
         fill_sparklines(screen, engine)
         if alarm_modal:
             await wait_for(pilot, lambda: isinstance(app.screen, AlarmModal))

@@ -167,6 +167,14 @@ def rig(tmp_path: Path) -> Iterator[dict[str, Any]]:
     store.close()
 
 
+def zone_left_s(sim: Any) -> str:
+    """The simulator's state and real seconds left in its zone (a failure says whether the
+    zone simply ended before the fault)."""
+    snap = sim.snapshot()
+    left_ms = max(0, int(snap["step_duration_ms"] or 0) - int(snap["step_elapsed_ms"] or 0))
+    return f"{snap['state']}, {left_ms / 1000 / SPEED:.1f}"
+
+
 async def test_contact_lost_from_the_panel_holds_the_session_and_is_recorded(
     rig: dict[str, Any],
 ) -> None:
@@ -198,7 +206,11 @@ async def test_contact_lost_from_the_panel_holds_the_session_and_is_recorded(
         await press(pilot, "enter")  # the first, highlighted: contact lost
         await wait_for(pilot, lambda: len(panel.injections) == 1, what="the injection")
         assert panel.injections[0].recorded
-        await wait_for(pilot, lambda: engine.snapshot().phase is Phase.HOLD, what="HOLD")
+        await wait_for(
+            pilot,
+            lambda: engine.snapshot().phase is Phase.HOLD,
+            what=f"HOLD (the simulator's zone time left at injection: {zone_left_s(sim)} s)",
+        )
         assert sim.wait_until(lambda s: s.state is State.HOLD, 5)
         assert f"Recorded in session #{sid}." in result_text(panel)
         events = store.events(sid)

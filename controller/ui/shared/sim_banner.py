@@ -31,8 +31,10 @@ class SimBanner(Static):
     SimBanner.-shown {{
         display: block;
     }}
+    /* On a modal: over the screen's own banner (row 1, under the header), not a second one. */
     SimBanner.-docked {{
         dock: top;
+        margin-top: 1;
     }}
     """
 

@@ -191,7 +191,7 @@ class LinkCore(ConnectionCore):
             now,
             lambda r: self._unwritable(r, now),
             lambda: self._heartbeat(now),
-            lambda r: r.purpose not in UNASKED or self._may_speak_unasked(now),
+            lambda r: self._may_resend(r, now),
         )
         if write is None:
             return None
@@ -281,6 +281,15 @@ class LinkCore(ConnectionCore):
             return self._out.new(Heartbeat(), Purpose.HEARTBEAT)
         self._stall(now)
         return None
+
+    def _may_resend(self, req: Request, now: float) -> bool:
+        """A caller's request is always resent; one of the link's own only while supervised.
+        Holding one back for want of supervision is a stall, declared as such: the request
+        stays outstanding, so no heartbeat could be decided to declare it."""
+        if req.purpose not in UNASKED or self._may_speak_unasked(now):
+            return True
+        self._stall(now)
+        return False
 
     def _may_speak_unasked(self, now: float) -> bool:
         return self.device_state not in ACTIVE_STATES or self.supervised(now)

@@ -339,7 +339,7 @@ class EngineSteps(EngineEnding):
             self._set_phase(
                 Phase.PLACE,
                 f"Place the handpiece on the {planned.zone} zone, then confirm to start "
-                f"({remaining / 1000:g} s).",
+                f"({duration_text(remaining)} left).",
             )
             if self._auto:
                 self._confirm()

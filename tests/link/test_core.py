@@ -259,6 +259,37 @@ def test_a_stalled_supervisor_stops_the_links_own_frames_but_never_estop() -> No
     assert h.last().mtype is MsgType.HEARTBEAT  # checked in again: heartbeats resume
 
 
+def test_a_stall_while_the_links_own_request_waits_for_its_reply_is_a_stall() -> None:
+    """Found under load (tests/session/test_engine_connection.py stalled-engine test): a
+    heartbeat's reply was lost just as the engine stalled. Its resend was rightly held back,
+    but it stayed outstanding, so no heartbeat could be decided and the stall was never
+    declared (no SUPERVISION_LOST, ``supervision_stalls`` 0). Holding back a resend of the
+    link's own frame for want of supervision is a stall."""
+    h = up()
+    running(h)
+    checked_in = h.now
+    while h.now < checked_in + SUPERVISION_WINDOW_S - 0.08:  # the device answers until here
+        h.advance(0.01)
+        if h.core.outstanding is not None:
+            h.answer()
+    for _ in range(10):  # the next heartbeat, inside the window: its reply will be lost
+        if h.core.outstanding is not None:
+            break
+        h.advance(0.01)
+    beat = h.last()
+    assert beat.mtype is MsgType.HEARTBEAT
+    for _ in range(100):  # 1 s, no check-in, no reply
+        h.advance(0.01)
+    late = [w for w in h.log if w.t > checked_in + SUPERVISION_WINDOW_S]
+    assert late == [], "nothing of the link's own once the supervision is gone"
+    assert h.core.outstanding is not None and h.core.outstanding.seq == beat.seq
+    assert len(events(h, LinkEventKind.SUPERVISION_LOST)) == 1
+    assert h.core.health.count("supervision_stalls") == 1
+    h.checkin()
+    h.advance(0.01)
+    assert any(w.seq == beat.seq and w.write.resend for w in h.log), "resent once checked in"
+
+
 def test_without_any_check_in_an_active_device_gets_no_heartbeat() -> None:
     h = up()
     h.receive(0, telemetry(1, State.PAUSED))

@@ -3,6 +3,7 @@ docs/alarms.md specifies; device faults and the acknowledge -> clear -> continue
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -122,6 +123,11 @@ def test_a_device_fault_is_acknowledged_cleared_and_the_zone_continues_for_its_r
     second = s.events("command_sent")[-2]
     assert second.data["command"] == "CONFIGURE_STEP"
     assert second.data["values"]["duration_ms"] == 600_000 - first.delivered_ms
+    # The placement line for the rest of the zone says its time in words, never "579.877 s".
+    placing = [str(e.data["message"]) for e in s.events("state") if e.data["new"] == "place"]
+    left = [m for m in placing if "confirm to start" in m]
+    assert len(left) >= 2 and not any(re.search(r"\d\.\d+ s", m) for m in left), left
+    assert "min" in left[-1] and "left" in left[-1], left[-1]
     assert _alarm_kinds(s, "device_fault")[0] == "alarm_raised"
     assert "alarm_cleared" in _alarm_kinds(s, "device_fault")
     s.engine.request(Action.END, "fault test done")

@@ -100,7 +100,10 @@ def test_a_stalled_engine_stops_the_hosts_frames_and_the_device_turns_output_off
         # While the engine hangs, the link notices that nobody checks in and stops feeding
         # the device's watchdog (waited for as conditions, never for a time: on a busy
         # machine everything is late, but the order holds).
-        assert wait_for(lambda: s.device.health().supervision_stalls >= 1, 20)
+        assert wait_for(lambda: s.device.health().supervision_stalls >= 1, 20), (
+            s.device.health(),
+            s.sim.snapshot(),
+        )
         assert s.sim.wait_until(lambda sim: bool(sim.faults & Fault.WATCHDOG), 20)
     finally:
         release.set()

@@ -516,3 +516,35 @@ def test_the_alarm_banner_calls_the_practitioners_stop_an_emergency_stop() -> No
     assert "Emergency stop" in shown and "Device fault" not in shown
     other = Alarm(AlarmCode.DEVICE_FAULT, Priority.HIGH, "Off.", 0.0, {"faults": ["OVERCURRENT"]})
     assert "Device fault" in alarm_lines((other,)).plain
+
+
+# --- the big figures grow on a large screen (issue 11: "at 120×40 the big figures grow") ----
+
+
+def test_tall_digits_keep_every_vertical_stroke_and_only_grow() -> None:
+    from controller.ui.shared.tall_digits import digit_rows, tall_rows
+
+    for text in ("40.0V", "03:59", "12:48", "--.-V", "0123456789"):
+        small, tall = digit_rows(text), tall_rows(text)
+        assert len(small) == 3 and len(tall) == 5
+        assert [tall[0], tall[2], tall[4]] == small, "the glyphs themselves are unchanged"
+        for joined, above, below in ((tall[1], small[0], small[1]), (tall[3], small[1], small[2])):
+            assert set(joined) <= {" ", "│", "┃"}, joined
+            for col, cell in enumerate(joined):
+                if cell != " ":  # a joining stroke only where both neighbours reach it
+                    assert above[col] not in " ─━" and below[col] not in " ─━", (text, col)
+    # "1" in the light font: its stem goes on through both added rows.
+    assert [row[1] for row in tall_rows("1")] == ["╮", "│", "│", "│", "┴"]
+
+
+@pytest.mark.parametrize(("size", "rows"), [((80, 24), 3), ((120, 40), 5)])
+async def test_the_big_figures_are_five_rows_tall_on_a_large_screen(
+    store: RecordStore, size: tuple[int, int], rows: int
+) -> None:
+    engine = FakeEngine(snapshot(Phase.DELIVERING))
+    app = make_app(store, engine=engine)
+    async with app.run_test(size=size) as pilot:
+        screen = await show_run_screen(app, pilot, engine)
+        for name in ("#out-digits", "#set-digits", "#countdown"):
+            digits = screen.query_one(name)
+            await wait_for(pilot, lambda d=digits: d.size.height == rows, what=f"{name} {rows}")

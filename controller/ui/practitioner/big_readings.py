@@ -2,7 +2,8 @@
 
 Why: while the handpiece moves on the scalp the practitioner glances at the screen for two
 things — how much is going out, and how long is left. Both are as big as the countdown
-(Textual's ``Digits``, 3 rows tall). A figure that is not current is never shown as current: a
+(Textual's ``Digits``, 3 rows tall; 5 on a screen of 110×36 or more, see
+``controller.ui.shared.tall_digits``). A figure that is not current is never shown as current: a
 reading older than 0.3 s, or one received before the link went down, is dimmed with its age;
 after 2 s it is replaced by dashes. The setpoint is the controller's own value (not a
 measurement), so it is always current.
@@ -13,10 +14,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
-from textual.widgets import Digits, Label
+from textual.widgets import Label
 
 from controller.ui.practitioner.run_text import Freshness, Readings, age_words
 from controller.ui.shared import formatting as fmt
+from controller.ui.shared.tall_digits import GrowingDigits
 
 #: What the big figures show when there is nothing to show.
 NO_DIGITS = "--.-V"
@@ -62,9 +64,15 @@ class BigReadings(Widget):
         text-overflow: ellipsis;
         text-style: bold;
     }
-    BigReadings Digits {
+    BigReadings GrowingDigits {
         width: auto;
         height: 3;
+    }
+    BigReadings.-tall, BigReadings.-tall .big-box {
+        height: 6;
+    }
+    BigReadings GrowingDigits.-tall {
+        height: 5;
     }
     BigReadings #out-digits {
         text-style: bold;
@@ -87,10 +95,10 @@ class BigReadings(Widget):
     def compose(self) -> ComposeResult:
         with Vertical(id="out-box", classes="big-box"):
             yield Label("Output now", id="out-caption", classes="big-caption")
-            yield Digits(NO_DIGITS, id="out-digits")
+            yield GrowingDigits(NO_DIGITS, id="out-digits")
         with Vertical(id="set-box", classes="big-box"):
             yield Label("Set", id="set-caption", classes="big-caption")
-            yield Digits(NO_DIGITS, id="set-digits")
+            yield GrowingDigits(NO_DIGITS, id="set-digits")
 
     def show(self, now: Readings, setpoint_dv: int | None, max_dv: int | None) -> None:
         """Update both figures (only what changed is redrawn)."""
@@ -99,13 +107,13 @@ class BigReadings(Widget):
         self.set_class(state is Freshness.GONE, "-gone")
         out = volts_digits(now.amplitude_dv) if now.shown else NO_DIGITS
         if self._shown.changed("out", out):
-            self.query_one("#out-digits", Digits).update(out)
+            self.query_one("#out-digits", GrowingDigits).update(out)
         caption = output_caption(now)
         if self._shown.changed("out-caption", caption):
             self.query_one("#out-caption", Label).update(caption, layout=False)
         setpoint = volts_digits(setpoint_dv)
         if self._shown.changed("set", setpoint):
-            self.query_one("#set-digits", Digits).update(setpoint)
+            self.query_one("#set-digits", GrowingDigits).update(setpoint)
         set_caption = f"Set, max {fmt.volts(max_dv)}" if max_dv is not None else "Set"
         if self._shown.changed("set-caption", set_caption):
             self.query_one("#set-caption", Label).update(set_caption, layout=False)

@@ -67,6 +67,8 @@ NOT_NOW = "Not now"
 REFRESH_HZ = 20
 #: Screen width from which steps are shown beside the readings instead of below.
 WIDE_FROM_COLUMNS = 110
+#: ... and at least this many rows: the big figures are drawn 5 rows tall.
+TALL_FROM_ROWS = 36
 #: How many recent ``seen`` values are kept to find the one on screen at a key's timestamp.
 SEEN_LOG = 64
 #: The same "not now" explanation is not repeated within this many seconds (held keys).
@@ -222,6 +224,10 @@ class RunScreen(Screen[None]):
 
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= WIDE_FROM_COLUMNS, "-wide")
+        tall = event.size.width >= WIDE_FROM_COLUMNS and event.size.height >= TALL_FROM_ROWS
+        self.set_class(tall, "-tall")
+        for widget in self.query("BigReadings, ZoneProgress, GrowingDigits"):
+            widget.set_class(tall, "-tall")
 
     # --- live data: one timer, one batch ------------------------------------------------------
 

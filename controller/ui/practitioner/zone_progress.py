@@ -12,11 +12,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Digits, Label, ProgressBar
+from textual.widgets import Label, ProgressBar
 
 from controller.session.model import Phase, SessionSnapshot
 from controller.ui.practitioner.run_text import countdown, duration_words
 from controller.ui.shared import formatting as fmt
+from controller.ui.shared.tall_digits import GrowingDigits
 
 #: Bars move in steps of 1/BAR_STEPS of their length (finer than a terminal cell), so the
 #: 20 Hz refresh redraws a bar only when it visibly moves.
@@ -66,11 +67,17 @@ class ZoneProgress(Widget):
         text-wrap: nowrap;
         text-style: bold;
     }
-    ZoneProgress Digits {
+    ZoneProgress GrowingDigits {
         width: auto;
         height: 3;
     }
-    ZoneProgress.-frozen Digits {
+    ZoneProgress.-tall {
+        height: 6;
+    }
+    ZoneProgress GrowingDigits.-tall {
+        height: 5;
+    }
+    ZoneProgress.-frozen GrowingDigits {
         text-style: dim;
     }
     ZoneProgress.-frozen #countdown-label {
@@ -84,14 +91,14 @@ class ZoneProgress(Widget):
 
     def compose(self) -> ComposeResult:
         yield Label("", id="countdown-label")
-        yield Digits("--:--", id="countdown")
+        yield GrowingDigits("--:--", id="countdown")
 
     def show(self, snap: SessionSnapshot) -> None:
         remaining, caption = time_left(snap)
         self.set_class(remaining is not None and snap.phase in FROZEN_PHASES, "-frozen")
         shown = countdown(remaining)
         if self._shown.changed("countdown", shown):
-            self.query_one("#countdown", Digits).update(shown)
+            self.query_one("#countdown", GrowingDigits).update(shown)
         if self._shown.changed("caption", caption):
             self.query_one("#countdown-label", Label).update(caption, layout=False)
 

@@ -205,7 +205,10 @@ class EngineCore:
         return self._in.telemetry_dropped
 
     def _on_device_telemetry(self, t: Telemetry) -> None:
-        self._in.latest = (t, self._clock())
+        # One arrival time for the frame: the screen's "latest" and the supervisor's windows
+        # (contact lost for 10 s...) must not disagree about when it came.
+        now = self._clock()
+        self._in.latest = (t, now)
         self._in.first_telemetry.set()
         if len(self._in.telemetry) == TELEMETRY_BACKLOG:
             self._in.telemetry_dropped += 1  # the engine fell 20 s behind: the oldest goes, counted
@@ -214,7 +217,7 @@ class EngineCore:
         if values is not None and t.step_id == values.step_id and t.boot_id == self._link.boot_id:
             self._in.step_elapsed_seen = t.step_elapsed_ms  # survives a restart's new frames
         with self._sup_lock:
-            actions = self._sup.on_telemetry(t, self._clock())
+            actions = self._sup.on_telemetry(t, now)
         if actions:
             self._act(actions)
         key = (t.state, t.contact)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -243,3 +244,40 @@ def test_lost_telemetry_frames_raise_link_degraded_until_a_clean_window(
     clock.jump(6.0)  # a whole 5 s window passes with no counter moving
     s.watch.no_alarm("link_degraded")
     assert _alarm_kinds(s, "link_degraded") == ["alarm_raised", "alarm_cleared"]
+
+
+def test_a_telemetry_frame_has_one_arrival_time_for_the_screen_and_the_supervisor(
+    engine_env: EngineEnv,
+) -> None:
+    """Found under load (tests/ui/test_flow_safety.py): the screen's latest frame and the
+    supervisor's contact-loss window read the clock separately, so a clock step between the
+    two (a busy machine, or the test's jump) started the 10 s window late."""
+
+    class Ticking:
+        """Host time that moves on at every reading (as a busy machine's does)."""
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        def __call__(self) -> float:
+            self.n += 1
+            return time.monotonic() + self.n * 1e-6
+
+    s = engine_env.session("one-zone.yaml", speed=20, auto=False, clock=Ticking())
+    sup = s.engine._sup
+    real = sup.on_telemetry
+    disagreements: list[tuple[float, float]] = []
+    seen = threading.Event()
+
+    def checked(t: Any, now: float) -> Any:
+        latest = s.engine._in.latest
+        if latest is not None and latest[0] is t and latest[1] != now:
+            disagreements.append((latest[1], now))
+        seen.set()
+        return real(t, now)
+
+    sup.on_telemetry = checked  # type: ignore[method-assign]
+    s.watch.phase(Phase.PLACE)
+    assert seen.wait(10)
+    s.watch.until(lambda x: x.live is not None, what="a few frames")
+    assert disagreements == []

@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "sim",
     "monitor",
     "run",
+    "config",
 )
 # Helpers add their command names above as their modules land:
 # sim, monitor, run, approve, records.
@@ -64,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="device port or pyserial URL (default: $EPM_PORT, else the built-in simulator)",
     )
-    ui.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    ui.add_argument(
+        "--baud",
+        type=int,
+        default=None,
+        help="baud rate (default: $EPM_BAUD, else device.baud in config.yaml, else 115200)",
+    )
     ui.add_argument(
         "--data-dir", metavar="DIR", help="records folder (default: $EPM_HOME or the user data dir)"
     )

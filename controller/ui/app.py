@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -61,6 +60,7 @@ from controller.ui.shared.sim_banner import SimBanner
 from controller.ui.theme import DEFAULT_THEME, THEMES
 
 if TYPE_CHECKING:
+    from controller.config import Config
     from controller.ui.practitioner.run import RunScreen
 
 #: Builds the session engine for a plan: ``SessionEngine(device, store, plan)`` by default.
@@ -116,14 +116,12 @@ def builtin_simulator_url(speed: float = 1.0) -> str:
     return f"{SIM_SCHEME}?speed={speed:g}" if speed != 1 else SIM_SCHEME
 
 
-def resolve_port(port: str | None, sim_speed: float = 1.0) -> str:
-    """``--port`` wins, then ``$EPM_PORT``; with neither, the built-in simulator."""
-    if port and port.strip():
-        return port.strip()
-    env = os.environ.get("EPM_PORT", "").strip()
-    if env:
-        return env
-    return builtin_simulator_url(sim_speed)
+def resolve_port(port: str | None, sim_speed: float = 1.0, config: Config | None = None) -> str:
+    """``--port`` wins, then ``$EPM_PORT``, then ``device.port`` in the configuration file;
+    with none of them, the built-in simulator."""
+    from controller.config import resolve
+
+    return str(resolve(config, "device.port", port).value) or builtin_simulator_url(sim_speed)
 
 
 #: Why a session still open when the practitioner quits (ctrl+q twice) ended.
@@ -774,7 +772,7 @@ def connect_failure_message(exc: BaseException, url: str) -> str:
 def create_app(
     *,
     port: str | None = None,
-    baud: int = 115200,
+    baud: int | None = None,
     data_dir: str | Path | None = None,
     library: str | Path | None = None,
     sim_speed: float = 1.0,
@@ -790,12 +788,15 @@ def create_app(
 
     Opens the record store exclusively (unless one is given) and marks sessions left open by
     an earlier process as interrupted; makes ``sim://`` openable and points the device client
-    at ``port``, ``$EPM_PORT`` or the built-in simulator. Raises the records' and the
-    library's clear errors (``StoreLockedError``, ``DataDirError``, ``FileNotFoundError``).
+    at ``port``, ``$EPM_PORT``, ``device.port`` in the data folder's ``config.yaml`` or the
+    built-in simulator (baud rate and practitioner likewise: flag, environment, file, default).
+    Raises the records', the library's and the configuration's clear errors
+    (``StoreLockedError``, ``DataDirError``, ``FileNotFoundError``, ``ConfigError``).
     """
     import getpass
 
     import simulator
+    from controller.config import effective, load_config
     from protocols import bundled_library_path
 
     library_path = Path(library).expanduser() if library else bundled_library_path()
@@ -804,6 +805,8 @@ def create_app(
             f"the protocol library {library_path} is not a folder: give --library a folder of "
             "protocol files (or leave it out for the bundled library)"
         )
+    config = load_config(data_dir if store is None else store.data_dir)
+    settings = effective(config, port=port, baud=baud, practitioner=practitioner)
     owns = store is None
     if store is None:
         kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
@@ -811,8 +814,8 @@ def create_app(
     try:
         recovered = store.recover_interrupted()
         simulator.register_url_handler()
-        url = resolve_port(port, sim_speed)
-        device = DeviceClient(url, baud, host_id="epm-ui", reconnect_timeout=None)
+        url = settings.port or builtin_simulator_url(sim_speed)
+        device = DeviceClient(url, settings.baud, host_id="epm-ui", reconnect_timeout=None)
         builtin = url == builtin_simulator_url(sim_speed)
         if engine_factory is None and builtin and sim_speed != 1:
             engine_factory = engine_factory_for(sim_speed)
@@ -820,7 +823,7 @@ def create_app(
         if owns:
             store.close()
         raise
-    name = practitioner or os.environ.get("EPM_PRACTITIONER", "").strip()
+    name = settings.practitioner
     if not name:
         try:
             name = getpass.getuser()

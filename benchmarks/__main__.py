@@ -13,7 +13,7 @@ import platform
 import sys
 import time
 
-MODULES = ("codec_bench", "link_bench", "session_bench", "ui_bench")
+MODULES = ("codec_bench", "link_bench", "session_bench", "ui_bench", "report_bench")
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""``epm records``: list, show, export and verify the clinic's session records.
+"""``epm records``: list, show, export, verify and print (PDF) the clinic's session records.
 
 Every listing and export marks simulated sessions (a ``SIM`` column, ``"simulated": true``) so
 a session on the simulator is never mistaken for a real treatment. Exit codes: 0 ok, 1 an error
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from controller.records import RecordStore, SessionDetail, SessionRecord, VerifyReport
     from controller.records.anchor import Anchor
+    from controller.records.documents import ReportSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser = subparsers.add_parser(
         "records",
-        help="list, show, export and verify session records",
+        help="list, show, export, verify and print (PDF reports) session records",
         description="Session records: list, show, export, verify the tamper-evident event log.",
     )
     sub = parser.add_subparsers(dest="records_command", metavar="ACTION", required=True)
@@ -72,20 +73,29 @@ def add_parser(subparsers: Any) -> None:
     p_export = sub.add_parser(
         "export",
         parents=[common],
-        help="export one session or all of them as JSON or CSV",
+        help="export one session or all of them as JSON or CSV, or one session as FHIR",
         description=(
             "JSON: one document with sessions, steps, events (with hashes) and telemetry. "
             "CSV with --all: one row per session. CSV of one session: with --output NAME.csv "
             "four files NAME-session.csv, NAME-steps.csv, NAME-events.csv, NAME-telemetry.csv; "
             "on standard output the four tables, each after a line '# <table>'. CSV text cells "
             "starting with = + - @, a tab or a carriage return get a leading ' so that no "
-            "spreadsheet runs them as formulas."
+            "spreadsheet runs them as formulas. FHIR (one session): an R4 transaction Bundle "
+            "(Patient, Device, Procedure, an Observation per zone, Medication and "
+            "MedicationAdministration) with ids that stay the same on every export; a simulated "
+            "session only with --include-simulated."
         ),
     )
     which = p_export.add_mutually_exclusive_group(required=True)
     which.add_argument("id", type=_session_id, nargs="?", metavar="ID")
     which.add_argument("--all", action="store_true", help="every session")
-    p_export.add_argument("--format", choices=("json", "csv"), default="json")
+    p_export.add_argument("--format", choices=("json", "csv", "fhir"), default="json")
+    p_export.add_argument(
+        "--include-simulated",
+        action="store_true",
+        help="with --format fhir: export a simulated session too, every resource tagged "
+        "'simulated' (JSON and CSV always include simulated sessions, marked)",
+    )
     p_export.add_argument(
         "--output",
         metavar="FILE",
@@ -117,6 +127,62 @@ def add_parser(subparsers: Any) -> None:
     p_amend.add_argument("--by", required=True, metavar="NAME", help="who corrects the record")
     p_amend.add_argument("--reason", required=True, metavar="TEXT", help="why")
 
+    p_report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="write a closed session's report (PDF), or with --handout the client's aftercare "
+        "handout (A5)",
+        description=(
+            "Write a closed session's report (PDF: everything the record holds, the plot of "
+            "output and current, alarms, course, chain) or, with --handout, the client's "
+            "aftercare handout (A5, plain language, no clinical figures). The file's SHA-256 is "
+            "chained as the session's report_written / handout_given event. A new file only: "
+            "an existing one is never replaced. Clinic, station and paper come from the "
+            "configuration (`epm config`)."
+        ),
+    )
+    p_report.add_argument("id", type=_session_id, metavar="SESSION")
+    p_report.add_argument(
+        "--handout", action="store_true", help="the client's aftercare handout instead"
+    )
+    p_report.add_argument(
+        "--output",
+        metavar="FILE",
+        help="default: session-N-report.pdf (session-N-handout.pdf) in the current folder; an "
+        "existing file is never replaced (exit 1)",
+    )
+    p_report.add_argument(
+        "--by",
+        metavar="NAME",
+        help="who writes it, recorded with the event (a handout: default the session's "
+        "practitioner)",
+    )
+    p_report.add_argument(
+        "--protocol",
+        metavar="FILE",
+        help="a record from before epm kept the aftercare and course with the session: the "
+        "protocol file it ran (its SHA-256 must be the recorded one)",
+    )
+
+    p_course = sub.add_parser(
+        "course",
+        parents=[common],
+        help="write a client's course report (PDF): every session of a protocol and what is left",
+    )
+    p_course.add_argument("client", metavar="CLIENT", help="the client's code")
+    p_course.add_argument("protocol", metavar="PROTOCOL", help="the protocol id")
+    p_course.add_argument(
+        "--output",
+        metavar="FILE",
+        help="default: course-CLIENT-PROTOCOL.pdf in the current folder; an existing file is "
+        "never replaced (exit 1)",
+    )
+    p_course.add_argument(
+        "--protocol-file",
+        metavar="FILE",
+        help="the protocol file, for sessions recorded before epm kept the course with them",
+    )
+
     p_verify = sub.add_parser(
         "verify", parents=[common], help="check the event log's hash chain (exit 1 if tampered)"
     )
@@ -139,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
                 return _amend(store, args, sys.stdout)
             if action == "export":
                 return _export(store, args, sys.stdout)
+            if action in ("report", "course"):
+                return _document(store, args, sys.stdout)
             return _verify(store, args.format, sys.stdout)
     except RecordsError as exc:
         print(f"epm records: error: {exc}", file=sys.stderr)
@@ -306,6 +374,8 @@ def _export(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
     from controller.records import export
 
     output = Path(args.output) if args.output else None
+    if args.format == "fhir":
+        return _export_fhir(store, args, output, out)
     if not args.all:
         store.get_session(args.id)  # a clear error for an unknown id, before any file is made
     report, saved = store.save_anchor("records export")
@@ -334,6 +404,34 @@ def _export(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
     if output is None:
         write(out)
         return EXIT_OK
+    return _write_files(args, lambda: [export.write_private(output, write, replace=args.force)])
+
+
+def _export_fhir(
+    store: RecordStore, args: argparse.Namespace, output: Path | None, out: TextIO
+) -> int:
+    """One session as a FHIR R4 transaction Bundle (controller/records/fhir.py)."""
+    from controller.records import export, fhir
+
+    if args.all:
+        print(
+            "epm records: error: FHIR is exported one session at a time (one Bundle per "
+            "session): give the session's ID instead of --all",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    # Built before anything is printed or written: a running, simulated or unknown session is
+    # refused (exit 1) with nothing made.
+    text = fhir.bundle_json(store, args.id, include_simulated=args.include_simulated)
+    report, saved = store.save_anchor("records export")
+    _print_anchor(report, saved)
+    if output is None:
+        out.write(text)
+        return EXIT_OK
+
+    def write(f: TextIO) -> None:
+        f.write(text)
+
     return _write_files(args, lambda: [export.write_private(output, write, replace=args.force)])
 
 
@@ -407,6 +505,77 @@ def _amend(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
         )
         what = f"session {args.id}'s {field.replace('_', ' ')}"
     out.write(f"corrected {what}: recorded as event {event.id} (the original is kept)\n")
+    return EXIT_OK
+
+
+# -- report, handout, course report ----------------------------------------------------------------
+
+
+def _report_settings(data_dir: str | None) -> ReportSettings:
+    """Clinic, contact, station and paper from the configuration (``epm config``)."""
+    from controller.config import load_config
+    from controller.records.documents import ReportSettings
+
+    config = load_config(data_dir)
+    return ReportSettings(
+        clinic_name=str(config.get("clinic.name") or ""),
+        clinic_contact=str(config.get("clinic.contact") or ""),
+        station_name=str(config.get("station.name") or ""),
+        paper=str(config.get("report.paper") or "A4"),
+    )
+
+
+def _document(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
+    """``report`` (a session report or handout) and ``course``: a new PDF file, never one that
+    exists; the report and handout are chained as the session's events."""
+    from controller.config import ConfigError
+    from controller.records.course_report import write_course_report
+    from controller.records.export import OutputExistsError
+    from controller.records.handout import write_handout
+    from controller.records.report import write_session_report
+
+    if args.records_command == "course":
+        default = f"course-{args.client}-{args.protocol}.pdf"
+    else:
+        store.get_session(args.id)  # an unknown id says so before anything else
+        default = f"session-{args.id}-{'handout' if args.handout else 'report'}.pdf"
+    path = Path(args.output) if args.output else Path(default)
+    try:
+        settings = _report_settings(args.data_dir)
+        if args.records_command == "course":
+            result = write_course_report(
+                store, args.client, args.protocol, settings, path, protocol_file=args.protocol_file
+            )
+        elif args.handout:
+            result = write_handout(
+                store, args.id, settings, path, protocol_file=args.protocol, by=args.by
+            )
+        else:
+            result = write_session_report(store, args.id, settings, path, by=args.by)
+    except ConfigError as exc:
+        print(f"epm records: error: the configuration cannot be used: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OutputExistsError:
+        print(
+            f"epm records: error: {path} already exists; nothing was written. A report is never "
+            "replaced: give another name with --output FILE.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except OSError as exc:  # a missing folder, no permission, a full disk ...
+        print(
+            f"epm records: error: could not write {path}: {exc.strerror or exc}; nothing was "
+            "written",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    pages = f"{result.pages} page{'s' if result.pages != 1 else ''}, {result.paper}"
+    out.write(f"wrote {result.path} ({pages}), SHA-256 {result.sha256}\n")
+    if result.event is not None:
+        out.write(
+            f"recorded as event {result.event.id} ({result.event.kind}) of session "
+            f"{result.event.session_id}; chain head {result.event.hash}\n"
+        )
     return EXIT_OK
 
 

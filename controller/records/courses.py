@@ -59,18 +59,28 @@ def course_progress(
     client_code: str,
     protocol: Any,
     today: dt.date | None = None,
+    *,
+    upto: str | None = None,
 ) -> CourseProgress:
     """The client's progress in ``protocol``'s course.
 
     ``protocol`` needs ``.id`` and ``.course`` with ``.sessions``, ``.interval_days`` and
-    ``.maintenance_interval_days`` (the protocols package's model has them).
+    ``.maintenance_interval_days`` (the protocols package's model has them, and so does a
+    session's recorded :class:`~controller.records.models.CourseRecord` with an id beside it).
+    ``upto`` (a stored time, e.g. a session's ``started_at``) counts only the sessions started
+    at or before it: the course as it stood then, with ``today`` that moment's local date
+    unless given. A session's report and handout use it, so they never change with later
+    sessions.
     """
     course = protocol.course
     total = int(course.sessions)
     interval = int(course.interval_days)
     maintenance = course.maintenance_interval_days
-    today = today or dt.date.today()
+    if today is None:
+        today = parse_iso(upto).astimezone().date() if upto else dt.date.today()
     sessions = store.list_sessions(client=client_code, protocol_id=protocol.id)
+    if upto is not None:
+        sessions = [s for s in sessions if s.started_at <= upto]
     real = [s for s in sessions if not s.simulated]
     simulated = len(sessions) - len(real)
     completed = [s for s in real if s.outcome == "completed"]

@@ -58,6 +58,11 @@ EVENT_KINDS: dict[str, str] = {
     "ending the injected conditions; title: in plain words; params; by: trainer)",
     "amendment": "a closed session's serum lot, serum name or practitioner corrected, shown "
     "beside the recorded value (data: field, value, original, by, reason)",
+    "report_written": "a session report (PDF) was written from the closed session's record "
+    "(data: document, sha256, file: its name, pages, paper, by); the report shows the record up "
+    "to its last event before any report_written",
+    "handout_given": "the client's aftercare handout (PDF) was written from the closed session's "
+    "record (data: document, sha256, file, pages, paper, at, by)",
     # Events of the records as a whole (session_id is empty):
     "approval": "epm approve recorded an approval (data: id, sha256, protocol_id, "
     "protocol_version, approved_by, approved_at, file_path); only chained approvals are honoured",

@@ -76,6 +76,17 @@ class PlannedStepRecord:
 
 
 @dataclass(frozen=True)
+class CourseRecord:
+    """The protocol's course as the session started (chained in ``session_started``): how many
+    sessions, the interval between them and the maintenance interval. Shaped like the protocol
+    model's ``course``, so :func:`~controller.records.courses.course_progress` takes either."""
+
+    sessions: int
+    interval_days: int
+    maintenance_interval_days: int | None = None
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     """One treatment session as recorded. ``simulated`` is true on a ``SIM-`` device: such a
     session is never a real treatment, and every listing and export says so."""
@@ -114,6 +125,11 @@ class SessionRecord:
     #: The plan as the session started (from its chained ``session_started`` event); empty for
     #: sessions recorded before the plan was kept.
     planned_steps: tuple[PlannedStepRecord, ...] = field(default=())
+    #: The protocol's aftercare advice as the session started (chained in ``session_started``),
+    #: so a handout can be printed from the record alone; empty for older records.
+    aftercare: tuple[str, ...] = field(default=())
+    #: The protocol's course as the session started; None for older records.
+    course: CourseRecord | None = None
 
     @property
     def planned_delivery_ms(self) -> int | None:

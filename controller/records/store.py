@@ -24,12 +24,14 @@ from controller.records.errors import (
     DatabaseError,
     InvalidRecordError,
     SessionEndedError,
+    StoreLockedError,
     UnknownClientError,
     UnknownSessionError,
 )
 from controller.records.migrations import OUTCOMES
 from controller.records.models import (
     Client,
+    CourseRecord,
     EventRow,
     PlannedStepRecord,
     SessionDetail,
@@ -43,7 +45,11 @@ from controller.records.telemetry_store import TelemetryRecording
 from controller.records.validation import (
     CLIENT_NAME_MAX,
     SHA256_HEX,
+    check_aftercare,
+    check_course,
     check_planned_step,
+    read_aftercare,
+    read_course,
     read_planned_steps,
 )
 from controller.wire.constants import is_simulator_serial
@@ -67,6 +73,10 @@ FROM clients c
 
 #: Session fields that can be corrected after the session closed (as ``amendment`` events).
 AMENDABLE_FIELDS = {"serum_lot": 64, "serum_name": 200, "practitioner": 120}
+
+#: Documents written from a closed session's record (a report, a handout): each is chained as
+#: its own event with the document's SHA-256 (:meth:`RecordStore.record_document`).
+DOCUMENT_KINDS = ("report_written", "handout_given")
 
 
 class RecordStore(StepRecording, TelemetryRecording):
@@ -298,13 +308,17 @@ class RecordStore(StepRecording, TelemetryRecording):
         checklist: Mapping[str, Any],
         planned_zones: Sequence[str],
         planned_steps: Sequence[PlannedStepRecord] = (),
+        aftercare: Sequence[str] = (),
+        course: CourseRecord | None = None,
     ) -> int:
         """Record a new session as ``running`` with its ``session_started`` event; return its id.
 
         The client must exist (:meth:`get_or_create_client`). A device whose serial begins with
         ``SIM-`` marks the session simulated. On a real device the serum lot is required.
         ``planned_steps`` is the plan (every step, with its planned time), chained in the
-        event so a zone that never started still counts in the planned time.
+        event so a zone that never started still counts in the planned time. ``aftercare``
+        (the protocol's advice) and ``course`` are chained too, so a handout or a course report
+        can be written later from the record alone.
         """
         self._require_exclusive("begin a session")
         client = self.get_client(check.client_code(client_code))
@@ -340,6 +354,10 @@ class RecordStore(StepRecording, TelemetryRecording):
         }
         if planned_steps:
             values["planned_steps"] = [check_planned_step(p) for p in planned_steps]
+        if aftercare:
+            values["aftercare"] = check_aftercare(aftercare)
+        if course is not None:
+            values["course"] = check_course(course)
         checklist_json = chain.check_json_data(values["checklist"])
         with self.write_transaction() as conn:
             values["started_at"] = self.now()
@@ -462,6 +480,35 @@ class RecordStore(StepRecording, TelemetryRecording):
                     "reason": reason,
                 },
             )
+
+    def record_document(self, session_id: int, kind: str, data: Mapping[str, Any]) -> EventRow:
+        """Chain that a document was written from a closed session's record: ``kind`` is one of
+        :data:`DOCUMENT_KINDS`, ``data`` names the document, its SHA-256 and file name. Like a
+        note or an amendment it needs no exclusive store (``epm records report`` runs beside
+        the UI); a running session is refused (its record is not final yet)."""
+        if kind not in DOCUMENT_KINDS:
+            raise InvalidRecordError(
+                f"{kind!r} is not a document event: one of {', '.join(DOCUMENT_KINDS)}"
+            )
+        sha = str(data.get("sha256", ""))
+        if not SHA256_HEX.match(sha):
+            raise InvalidRecordError(f"the document's SHA-256 {sha!r} is not 64 hex digits")
+        try:
+            with self.write_transaction() as conn:
+                outcome = self._outcome(conn, session_id)
+                if outcome == "running":
+                    raise InvalidRecordError(
+                        f"session {session_id} is still running: its documents are written once "
+                        "it has ended"
+                    )
+                return self._append(conn, session_id, kind, data)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise StoreLockedError(
+                f"the records in {self.data_dir} are busy: another epm kept them locked for "
+                f"writing ({exc}); nothing was recorded. Try again in a moment"
+            ) from exc
 
     def recover_interrupted(self) -> list[int]:
         """Mark every session left ``running`` by an earlier process as ``interrupted``.
@@ -593,14 +640,18 @@ class RecordStore(StepRecording, TelemetryRecording):
         ):
             data = json.loads(data_json)
             found.setdefault(session_id, []).append({**data, "at": wall_time, "event_id": event_id})
-        plans: dict[int, tuple[PlannedStepRecord, ...]] = {}
+        started: dict[int, dict[str, Any]] = {}
         for session_id, data_json in conn.execute(
             "SELECT session_id, data FROM events WHERE kind = 'session_started'"
         ):
-            plans[session_id] = read_planned_steps(json.loads(data_json))
+            started[session_id] = json.loads(data_json)
         return [
             dataclasses.replace(
-                s, amendments=tuple(found.get(s.id, ())), planned_steps=plans.get(s.id, ())
+                s,
+                amendments=tuple(found.get(s.id, ())),
+                planned_steps=read_planned_steps(started.get(s.id, {})),
+                aftercare=read_aftercare(started.get(s.id, {})),
+                course=read_course(started.get(s.id, {})),
             )
             for s in sessions
         ]

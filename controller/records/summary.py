@@ -28,7 +28,7 @@ chained ``command_sent`` event).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.records.models import EventRow, SessionRecord, StepRecord
@@ -143,6 +143,7 @@ def summarize(
     """The session's figures from its record (``store.get_session``, ``store.steps``,
     ``store.events``, ``store.telemetry_rows``)."""
     step_ids = _step_ids(events)
+    skip_reasons = _skip_reasons(events)
     configured = _configured(events)
     rows_by_step = _rows_by_step(telemetry)
     plan = [(p.index, p.kind, p.zone, p.planned_ms) for p in session.planned_steps]
@@ -154,7 +155,14 @@ def summarize(
     zones = []
     for index, kind, zone, planned_ms in plan:
         mine = [s for s in steps if s.index == index]
-        zones.append(_zone(index, kind, zone, planned_ms, mine, step_ids, configured, rows_by_step))
+        zone_summary = _zone(
+            index, kind, zone, planned_ms, mine, step_ids, configured, rows_by_step
+        )
+        if zone_summary.skip_reason is None and zone_summary.status == "skipped":
+            last = max(mine, key=lambda s: s.attempt)
+            reason = skip_reasons.get((index, last.attempt))
+            zone_summary = replace(zone_summary, skip_reason=reason)
+        zones.append(zone_summary)
     deliveries = [z for z in zones if z.is_delivery]
     areas = {z.electrode_area_cm2 for z in deliveries if z.electrode_area_cm2}
     names = {z.handpiece for z in deliveries if z.handpiece}
@@ -310,6 +318,20 @@ def _step_ids(events: Iterable[EventRow]) -> dict[tuple[int, int], int]:
         step_id = data.get("step_id")
         if isinstance(step_id, int) and isinstance(data.get("index"), int):
             found[(int(data["index"]), int(data.get("attempt") or 1))] = step_id
+    return found
+
+
+def _skip_reasons(events: Iterable[EventRow]) -> dict[tuple[int, int], str]:
+    """The practitioner's reason for each attempt skipped while it delivered: the step's
+    ``step_end`` (outcome ``skipped``) carries it; a step skipped before it started has it in
+    its row (``skip_reason``)."""
+    found: dict[tuple[int, int], str] = {}
+    for event in events:
+        data = event.data
+        if event.kind != "step_end" or data.get("outcome") != "skipped" or not data.get("reason"):
+            continue
+        if isinstance(data.get("index"), int):
+            found[(int(data["index"]), int(data.get("attempt") or 1))] = str(data["reason"])
     return found
 
 

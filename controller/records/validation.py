@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controller.records.errors import InvalidRecordError
-from controller.records.models import PlannedStepRecord
+from controller.records.models import CourseRecord, PlannedStepRecord
 
 CLIENT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -78,3 +78,55 @@ def read_planned_steps(data: Mapping[str, Any]) -> tuple[PlannedStepRecord, ...]
             return ()
         steps.append(PlannedStepRecord(index, kind, zone, ms))
     return tuple(steps)
+
+
+def check_aftercare(items: Sequence[str]) -> list[str]:
+    """The protocol's aftercare items as chained in ``session_started``. No length limit: the
+    protocol file sets none, and a session must never be refused over its advice."""
+    if isinstance(items, str) or not all(isinstance(i, str) for i in items):
+        raise InvalidRecordError("aftercare must be a list of text items")
+    return [item.strip() for item in items if item.strip()]
+
+
+def check_course(course: CourseRecord) -> dict[str, Any]:
+    """The protocol's course as chained in ``session_started``; refuses nonsense."""
+    values = (course.sessions, course.interval_days)
+    maintenance = course.maintenance_interval_days
+    if not all(_positive(v) for v in values) or not (maintenance is None or _positive(maintenance)):
+        raise InvalidRecordError(
+            f"course {course!r}: sessions, interval_days and maintenance_interval_days (or None) "
+            "must be whole numbers ≥ 1"
+        )
+    return {
+        "sessions": course.sessions,
+        "interval_days": course.interval_days,
+        "maintenance_interval_days": maintenance,
+    }
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def read_aftercare(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The aftercare items from a ``session_started`` event's data; () when absent (a record
+    made before they were kept) or not in the recorded shape."""
+    raw = data.get("aftercare")
+    if not isinstance(raw, list) or not all(isinstance(i, str) for i in raw):
+        return ()
+    return tuple(raw)
+
+
+def read_course(data: Mapping[str, Any]) -> CourseRecord | None:
+    """The course from a ``session_started`` event's data; None when absent or malformed."""
+    raw = data.get("course")
+    if not isinstance(raw, dict):
+        return None
+    sessions, interval, maintenance = (
+        raw.get(k) for k in ("sessions", "interval_days", "maintenance_interval_days")
+    )
+    if not (_positive(sessions) and _positive(interval)):
+        return None
+    if not (maintenance is None or _positive(maintenance)):
+        return None
+    return CourseRecord(int(sessions), int(interval), maintenance)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from controller.device import (
 )
 from controller.link import LinkState
 from controller.records import RecordsError
-from controller.records.models import PlannedStepRecord
+from controller.records.models import CourseRecord, PlannedStepRecord
 from controller.session.engine_core import (
     CONTACT_OK,
     FIRST_TELEMETRY_S,
@@ -176,6 +176,13 @@ class EngineSteps(EngineEnding):
             planned_steps=[
                 PlannedStepRecord(p.index, p.kind, p.zone, p.planned_ms) for p in self._run.steps
             ],
+            # Chained so a handout or course report can be written from the record alone.
+            aftercare=list(protocol.aftercare),
+            course=CourseRecord(
+                protocol.course.sessions,
+                protocol.course.interval_days,
+                protocol.course.maintenance_interval_days,
+            ),
         )
         self._rec.event("preflight", {**preflight, "warnings": list(self._shown.warnings)})
         for warning in self._shown.warnings:

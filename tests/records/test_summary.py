@@ -94,3 +94,21 @@ def test_a_zone_that_never_started_is_planned_and_not_started(engine_env: Engine
     assert summary.planned_ms == snap.session_planned_ms
     never = next(z for z in summary.deliveries if z.status == "not started")
     assert never.delivered_ms == 0 and never.dose_ma_min == 0 and never.attempts == ()
+
+
+def test_a_zone_skipped_while_delivering_keeps_the_practitioners_reason(
+    engine_env: EngineEnv,
+) -> None:
+    # Skipped mid-delivery, the reason is in the step's step_end event, not in its row.
+    s = engine_env.session("two-zones.yaml", speed=50, manual_speed=1000)
+    s.watch.until(lambda x: x.phase is Phase.DELIVERING and x.zone_delivered_ms > 3_000)
+    s.engine.request(Action.SKIP, "client felt a sting")
+    s.watch.until(lambda x: x.phase is Phase.DELIVERING and x.current_step.zone == "crown")
+    s.engine.request(Action.END, "client had to leave")
+    s.watch.finished()
+    summary = summarize_store(s.store, s.engine.session_id)
+    frontal = next(z for z in summary.deliveries if z.zone == "frontal")
+    assert frontal.status == "skipped" and frontal.skip_reason == "client felt a sting"
+    assert frontal.delivered_ms > 3_000
+    crown = next(z for z in summary.deliveries if z.zone == "crown")
+    assert crown.status == "stopped" and crown.skip_reason is None

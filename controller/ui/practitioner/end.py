@@ -32,6 +32,7 @@ from controller.ui.shared.footer import EpmFooter
 
 if TYPE_CHECKING:
     from controller.ui.app import EpmApp
+    from controller.ui.shared.documents import Written
 
 #: Record event kinds listed under "Interruptions and alarms" (alarms: one line each).
 INTERRUPTION_KINDS = (
@@ -157,6 +158,9 @@ class EndScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save_notes", "Save notes"),
+        # priority: the notes (a TextArea, focused) take F6 for "select line" otherwise.
+        Binding("f5", "document('report')", "Report", key_display="F5", priority=True),
+        Binding("f6", "document('handout')", "Handout", key_display="F6", priority=True),
         Binding("escape", "home", "Home"),
         # The notes have the focus: the report scrolls with PgUp/PgDn all the same.
         Binding("pageup", "report_up", "Scroll up", show=False, priority=True),
@@ -169,6 +173,8 @@ class EndScreen(Screen[None]):
         self.saved_notes = ""
         self._notes = ""
         self._leave_without_notes = False
+        #: Documents written from this screen (F5 / F6), in order.
+        self.written: list[Written] = []
 
     @property
     def epm(self) -> EpmApp:
@@ -190,7 +196,7 @@ class EndScreen(Screen[None]):
             yield Label("Aftercare (tell the client)", classes="section-title")
             yield Static("", id="end-aftercare")
         yield Label(
-            "Notes: ctrl+s saves them to the record · PgUp/PgDn scroll the report",
+            "Notes (ctrl+s saves them) · F5 report · F6 handout · PgUp/PgDn scroll",
             id="end-notes-title",
         )
         yield TextArea(id="end-notes")
@@ -373,6 +379,39 @@ class EndScreen(Screen[None]):
         self.epm.store.set_notes(self.final.session_id, notes)
 
     # --- keys ---------------------------------------------------------------------------------
+
+    def action_document(self, kind: str) -> None:
+        """F5 / F6: write the session report or the client's aftercare handout (PDF) into the
+        data folder's ``reports/`` — notes saved first, so the report holds them; the file's
+        name and SHA-256 go into the session's record. Never over an existing file."""
+        status = self.query_one("#end-notes-status", Static)
+        session_id = self.final.session_id
+        if session_id is None:
+            status.update("No document: this session has no record (it ended before it began).")
+            return
+        if self.notes_text() != self.saved_notes and not self.action_save_notes():
+            return  # the notes status says why; the report would miss them
+        what = "session report" if kind == "report" else "aftercare handout"
+        status.update(f"Writing the {what}…")
+        store = self.epm.store
+
+        def work() -> None:
+            from controller.ui.shared.documents import write_document
+
+            written = write_document(store, session_id, kind)
+            self.app.call_from_thread(self._document_written, written)
+
+        self.run_worker(work, thread=True, name=f"epm-{kind}", group="documents")
+
+    def _document_written(self, written: Written) -> None:
+        self.written.append(written)
+        self.query_one("#end-notes-status", Static).update(written.message)
+        self.notify(
+            written.message,
+            title="Written" if written.result is not None else "Not written",
+            severity="information" if written.result is not None else "error",
+            timeout=15,
+        )
 
     def action_report_up(self) -> None:
         self.query_one("#end-body", VerticalScroll).scroll_page_up(animate=False)

@@ -11,7 +11,7 @@ they are never taken for treatments.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -32,6 +32,9 @@ from controller.ui.technician.records_model import (
     parse_filter,
 )
 from controller.ui.theme import SIM_BANNER_BACKGROUND, SIM_BANNER_FOREGROUND
+
+if TYPE_CHECKING:
+    from controller.ui.shared.documents import Written
 
 COLUMNS = ("Date", "Client", "Protocol", "Outcome", "Delivered", "SIM")
 FILTER_DEBOUNCE_S = 0.3
@@ -56,6 +59,8 @@ class RecordsScreen(Screen[None]):
         Binding("enter", "open", "Details", show=False),
         Binding("d", "open", "Details", show=False),
         Binding("x", "export", "Export"),
+        Binding("w", "document('report')", "Report PDF"),
+        Binding("h", "document('handout')", "Handout"),
         Binding("v", "verify", "Verify"),
         Binding("f", "filter", "Filter"),
         Binding("r", "reload", "Reload", show=False),
@@ -69,6 +74,8 @@ class RecordsScreen(Screen[None]):
         self.filter = RecordFilter()
         self.verify_report: VerifyReport | None = None
         self.last_export: list[str] = []
+        #: Documents written from this screen (w / h), in order.
+        self.written: list[Written] = []
         self._debounce: Timer | None = None
         #: Number of times the list was loaded (tests wait on it).
         self.loads = 0
@@ -179,6 +186,9 @@ class RecordsScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("open", "export") and self.selected is None:
             return None
+        if action == "document":
+            row = self.selected
+            return None if row is None or row.session.is_open else True
         return True
 
     def _status(self, message: str, ok: bool = True) -> None:
@@ -250,6 +260,29 @@ class RecordsScreen(Screen[None]):
             self._status,
             self._exported,
         )
+
+    def action_document(self, kind: str) -> None:
+        """w / h: the selected closed session's report or aftercare handout (PDF) into the
+        data folder's ``reports/``, recorded in the session; never over an existing file."""
+        row = self.selected
+        if row is None or row.session.is_open:
+            self._status("A running session gets no report until it has ended.", ok=False)
+            return
+        session_id, store = row.session.id, self.store
+        what = "session report" if kind == "report" else "aftercare handout"
+        self._status(f"Writing the {what} of session {session_id}…")
+
+        def work() -> None:
+            from controller.ui.shared.documents import write_document
+
+            written = write_document(store, session_id, kind)
+            self.app.call_from_thread(self._document_written, written)
+
+        self.run_worker(work, thread=True, name=f"epm-{kind}", group="documents")
+
+    def _document_written(self, written: Written) -> None:
+        self.written.append(written)
+        self._status(written.message, ok=written.result is not None)
 
     def _exported(self, paths: list[Path]) -> None:
         self.last_export = [str(p) for p in paths]

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument(
         "--port",
         metavar="URL",
-        help="device port or pyserial URL (default: $EPM_PORT, else the built-in simulator)",
+        help="device port or pyserial URL (default: $EPM_PORT, else device.port in the data "
+        "folder's config.yaml, else the built-in simulator)",
     )
     ui.add_argument(
         "--baud",

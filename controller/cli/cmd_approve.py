@@ -54,6 +54,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
+        # Not given here: keep the value given before the command (``epm --data-dir X records``).
+        default=argparse.SUPPRESS,
         help="records folder (default: $EPM_HOME, else the per-user data folder)",
     )
 

@@ -33,6 +33,8 @@ def add_parser(subparsers: Any) -> None:
     common.add_argument(
         "--data-dir",
         metavar="DIR",
+        # Not given here: keep the value given before the command (``epm --data-dir X records``).
+        default=argparse.SUPPRESS,
         help="data folder holding config.yaml (default: $EPM_HOME, else the per-user data folder)",
     )
     parser = subparsers.add_parser(

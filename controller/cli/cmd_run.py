@@ -75,7 +75,12 @@ def add_parser(subparsers: Any) -> None:
         default="epm run --headless",
         help="practitioner recorded with the session",
     )
-    p.add_argument("--data-dir", metavar="DIR", help="records folder (default: $EPM_HOME, ...)")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=argparse.SUPPRESS,  # else the value given before the command is lost
+        help="records folder (default: $EPM_HOME, ...)",
+    )
     p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
     p.add_argument(
         "--checklist-confirmed",

@@ -765,7 +765,8 @@ def connect_failure_message(exc: BaseException, url: str) -> str:
         return str(exc)
     return (
         f"Connecting to {url} failed: {exc.__class__.__name__}: {exc}. Check the port with "
-        "--port (or EPM_PORT), check the cable and that the device is on, then press c to retry."
+        "--port (or EPM_PORT, or `epm config set device.port PORT`), check the cable and that "
+        "the device is on, then press c to retry."
     )
 
 

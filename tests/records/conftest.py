@@ -159,11 +159,10 @@ def write_protocol(tmp_path: Path) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="epm")
-    sub = parser.add_subparsers(dest="command")
-    cmd_records.add_parser(sub)
-    cmd_approve.add_parser(sub)
-    return parser
+    """The real ``epm`` parser (a ``--data-dir`` before the command included)."""
+    from controller.cli import build_parser
+
+    return build_parser()
 
 
 @pytest.fixture

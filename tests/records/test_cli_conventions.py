@@ -306,3 +306,20 @@ def test_a_refused_approval_creates_no_database(cli: Any, tmp_path: Path) -> Non
     assert code == 1
     assert "not a regular file (a named pipe)" in err
     assert not folder.exists()
+
+
+def test_data_dir_before_the_command_is_kept(tmp_path: Path, capsys: Any) -> None:
+    """``epm --data-dir X records list`` used to drop X (the command's own --data-dir default
+    overwrote it) and read the default folder instead."""
+    from controller.cli import main
+
+    data = tmp_path / "clinic"
+    with RecordStore.open(data) as store:
+        store.get_or_create_client("C-0001")
+    assert main(["--data-dir", str(data), "records", "list"]) == 0
+    assert main(["--data-dir", str(data), "config", "set", "clinic.name", "North"]) == 0
+    assert (data / "config.yaml").exists()
+    assert main(["records", "list", "--data-dir", str(data)]) == 0  # after, as documented
+    capsys.readouterr()
+    missing = tmp_path / "nowhere"
+    assert main(["--data-dir", str(missing), "records", "list"]) == 1, "X is used, not ignored"

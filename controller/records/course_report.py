@@ -24,7 +24,6 @@ from controller.records.documents import (
     Furniture,
     ReportResult,
     ReportSettings,
-    duration_words,
     page_size,
     refuse_existing,
     render,
@@ -37,6 +36,7 @@ from controller.records.errors import InvalidRecordError
 from controller.records.models import CourseRecord, SessionRecord, local
 from controller.records.store import RecordStore
 from controller.records.summary import SessionSummary, summarize_store
+from controller.records.words import duration_words
 
 _MARGIN_MM = 16.0
 

@@ -87,22 +87,6 @@ class ReportResult:
 # -- words --------------------------------------------------------------------------------------
 
 
-def duration_words(ms: int | None, *, unknown: str = "not known") -> str:
-    """A duration in words: ``16 min 0 s``, ``45 s``, ``1 h 2 min 5 s``, rounded down to the
-    second (never claims more than there was). The same words as the screens
-    (``controller.ui.shared.formatting.duration``); copied here, as records sit below the UI."""
-    if ms is None:
-        return unknown
-    seconds = max(0, int(ms)) // 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min {secs} s"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"
-
-
 def zone_words(name: str | None) -> str:
     """``temporal_left`` as ``Temporal left``, as the screens show zones."""
     return (name or "").replace("_", " ").capitalize()

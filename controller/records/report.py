@@ -27,7 +27,6 @@ from controller.records.documents import (
     Furniture,
     ReportResult,
     ReportSettings,
-    duration_words,
     key_values,
     publish_document,
     refuse_existing,
@@ -41,6 +40,7 @@ from controller.records.models import EventRow, SessionRecord, local, parse_iso
 from controller.records.plotdata import plot_series, zone_of_step
 from controller.records.store import RecordStore
 from controller.records.summary import SessionSummary, ZoneSummary, summarize
+from controller.records.words import duration_words
 
 DOCUMENT = "session_report"
 #: Event kinds a report leaves out (writing a report must not change the next one).

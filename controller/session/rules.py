@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from controller.records.words import duration_words
 from controller.session.model import Action, Phase
 from controller.wire.constants import State
 
@@ -239,6 +240,4 @@ def refusal_text(decision: Decision, situation: Situation) -> str:
 
 def duration_text(ms: int) -> str:
     """A step time in words, in whole seconds rounded up: ``5 min 0 s``, ``42 s``."""
-    seconds = max(0, -(-int(ms) // 1000))
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return duration_words(ms, round_up=True)

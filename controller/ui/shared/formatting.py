@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from controller.records.words import duration_words
 from controller.session.alarms import AlarmCode
 from controller.session.model import Phase, StepStatus
 
@@ -72,18 +73,9 @@ def duration(ms: int | None, *, round_up: bool = False, unknown: str = "not know
     """A duration in words, for sentences, lists and records: ``16 min 0 s``, ``45 s``,
     ``1 h 2 min 5 s``. Rounded down to the second (never claims more than there was), or up
     with ``round_up`` (a time still to wait never says less than is left); ``unknown`` when
-    unknown. Countdowns keep :func:`clock` (``m:ss``)."""
-    if ms is None:
-        return unknown
-    ms = max(0, int(ms))
-    seconds = (ms + 999) // 1000 if round_up else ms // 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min {secs} s"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"
+    unknown. Countdowns keep :func:`clock` (``m:ss``). The one formatter is
+    :func:`controller.records.words.duration_words` (the printed documents use it too)."""
+    return duration_words(ms, round_up=round_up, unknown=unknown)
 
 
 def seconds(value: float | None) -> str:

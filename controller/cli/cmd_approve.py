@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from controller.cli.options import add_data_dir
+
 EXIT_OK = 0
 EXIT_REFUSED = 1
 
@@ -51,13 +53,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="NAME",
         help="who approves it (recorded; a warning if it is not the file's approved_by)",
     )
-    parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        # Not given here: keep the value given before the command (``epm --data-dir X records``).
-        default=argparse.SUPPRESS,
-        help="records folder (default: $EPM_HOME, else the per-user data folder)",
-    )
+    add_data_dir(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from controller.cli.options import data_dir_parent
+
 if TYPE_CHECKING:
     from controller.config import Config, Key
 
@@ -29,13 +31,8 @@ _KEYS_HINT = (
 
 
 def add_parser(subparsers: Any) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        # Not given here: keep the value given before the command (``epm --data-dir X records``).
-        default=argparse.SUPPRESS,
-        help="data folder holding config.yaml (default: $EPM_HOME, else the per-user data folder)",
+    common = data_dir_parent(
+        "data folder holding config.yaml (default: $EPM_HOME, else the per-user data folder)"
     )
     parser = subparsers.add_parser(
         "config",

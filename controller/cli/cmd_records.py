@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from controller.cli.options import data_dir_parent
+
 if TYPE_CHECKING:
     from controller.records import RecordStore, SessionDetail, SessionRecord, VerifyReport
     from controller.records.anchor import Anchor
@@ -47,14 +49,7 @@ def _session_id(text: str) -> int:
 
 
 def add_parser(subparsers: Any) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        # Not given here: keep the value given before the command (``epm --data-dir X records``).
-        default=argparse.SUPPRESS,
-        help="records folder (default: $EPM_HOME, else the per-user data folder)",
-    )
+    common = data_dir_parent()
     parser = subparsers.add_parser(
         "records",
         help="list, show, export, verify and print (PDF reports) session records",

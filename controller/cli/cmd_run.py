@@ -22,6 +22,8 @@ import errno
 import sys
 from typing import Any
 
+from controller.cli.options import add_data_dir
+
 EXIT_USAGE = 2
 #: The exit status when standard output was closed (:data:`controller.cli.EXIT_BROKEN_PIPE`).
 EXIT_BROKEN_PIPE = 141
@@ -75,12 +77,7 @@ def add_parser(subparsers: Any) -> None:
         default="epm run --headless",
         help="practitioner recorded with the session",
     )
-    p.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        default=argparse.SUPPRESS,  # else the value given before the command is lost
-        help="records folder (default: $EPM_HOME, ...)",
-    )
+    add_data_dir(p)
     p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
     p.add_argument(
         "--checklist-confirmed",

@@ -81,9 +81,7 @@ class ZoneSummary:
 
     @property
     def dose_ma_min_per_cm2(self) -> float | None:
-        if not self.electrode_area_cm2:
-            return None
-        return self.dose_ma_min / self.electrode_area_cm2
+        return per_area(self.dose_ma_min, self.electrode_area_cm2)
 
     @property
     def is_delivery(self) -> bool:
@@ -121,9 +119,7 @@ class SessionSummary:
 
     @property
     def dose_ma_min_per_cm2(self) -> float | None:
-        if not self.electrode_area_cm2:
-            return None
-        return self.dose_ma_min / self.electrode_area_cm2
+        return per_area(self.dose_ma_min, self.electrode_area_cm2)
 
     @property
     def deliveries(self) -> tuple[ZoneSummary, ...]:
@@ -132,6 +128,11 @@ class SessionSummary:
     @property
     def nothing_delivered(self) -> bool:
         return self.delivered_ms == 0
+
+
+def per_area(dose_ma_min: float, area_cm2: float | None) -> float | None:
+    """The dose per cm² of electrode (None when the area is not known)."""
+    return dose_ma_min / area_cm2 if area_cm2 else None
 
 
 def summarize(

@@ -78,7 +78,7 @@ HEADER = (
 )
 
 Value = str | int
-Kind = Literal["text", "baud", "paper"]
+Kind = Literal["text", "baud", "paper", "server_url"]
 #: Where a value came from: a command-line flag, the environment, the file, the default.
 Source = Literal["flag", "env", "file", "default"]
 
@@ -153,6 +153,8 @@ class Key:
             return _check_baud(value)
         if self.kind == "paper":
             return _check_paper(value)
+        if self.kind == "server_url":
+            return _check_server_url(self._check_text(value))
         return self._check_text(value)
 
     def from_text(self, text: str) -> Value:
@@ -209,6 +211,15 @@ def _check_paper(value: object) -> str:
             if value.strip().casefold() == size.casefold():
                 return size
     raise _RefusedError(f"{_shown(value)} is not a paper size: use {' or '.join(PAPER_SIZES)}")
+
+
+def _check_server_url(text: str) -> str:
+    from controller.server.url import url_problem
+
+    problem = url_problem(text) if text else None
+    if problem:
+        raise _RefusedError(problem)
+    return text
 
 
 def _shown(value: object) -> str:
@@ -294,6 +305,15 @@ KEYS: tuple[Key, ...] = (
         "the paper size of printed reports: A4 or Letter",
         "Letter",
     ),
+    Key(
+        "server.url",
+        "server_url",
+        "",
+        'the clinic server (PostgreSQL) as a postgresql:// URL, never with a password; "" means '
+        "none",
+        "postgresql://epm@records.clinic.example/epm?sslmode=verify-full",
+        max_length=500,
+    ),
 )
 _BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 _SECTIONS: dict[str, tuple[Key, ...]] = {}
@@ -343,6 +363,7 @@ class Config:
     device_baud: int
     practitioner_default: str
     report_paper: str
+    server_url: str
     #: The file these came from (it may not exist).
     path: Path | None = None
     #: The keys the file sets; the others have their default.

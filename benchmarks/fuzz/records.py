@@ -107,7 +107,15 @@ def build_database(folder: Path) -> Path:
         values.update(fields)
         return Telemetry(**values)
 
-    with RecordStore.open(folder, clock=_Clock(), monotonic=_Monotonic()) as store:
+    from unittest import mock
+
+    from controller.records import migrations
+
+    station = ("5f0c8a52-2f7e-4c3b-9a1d-0e6b7c8d9e10", "2026-03-02T09:00:00.000000+00:00")
+    with (
+        mock.patch.object(migrations, "new_station", lambda: station),
+        RecordStore.open(folder, clock=_Clock(), monotonic=_Monotonic()) as store,
+    ):
         store.get_or_create_client("C-0042", "Ann Example")
         real = store.begin_session(**SESSION)
         store.record_step_start(real, 1, kind="manual", planned_ms=120_000)

@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "monitor",
     "run",
     "config",
+    "server",
 )
 # Helpers add their command names above as their modules land:
 # sim, monitor, run, approve, records.

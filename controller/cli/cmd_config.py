@@ -94,6 +94,7 @@ def _show(args: argparse.Namespace) -> int:
         document = {
             "file": str(config.path),
             "exists": exists,
+            "station_id": _station_id(args.data_dir),
             "keys": {
                 key.name: {
                     "value": config.get(key.name),
@@ -112,12 +113,28 @@ def _show(args: argparse.Namespace) -> int:
     print(f"{'KEY':<{width}}  {'FROM':<7}  VALUE")
     for key in KEYS:
         print(f"{key.name:<{width}}  {config.source(key.name):<7}  {_shown(key, config)}")
+    station = _station_id(args.data_dir) or "none yet (made with the records database)"
+    print(f"{'station.id':<{width}}  {'records':<7}  {station} (read-only)")
     for key_name, variable in overrides.items():
         print(
             f"{variable} is set ({os.environ[variable].strip()!r}): it overrides {key_name} for "
             "epm started from this shell"
         )
     return EXIT_OK
+
+
+def _station_id(data_dir: str | None) -> str | None:
+    """The station id of the data folder's records; None when there are no records yet (this
+    never creates them)."""
+    from controller.config import config_path
+    from controller.records import RecordStore
+    from controller.records.paths import database_path
+
+    folder = config_path(data_dir).parent
+    if database_path(folder).is_file():
+        with RecordStore.open(folder, exclusive=False) as store:
+            return store.station_id
+    return None
 
 
 def _shown(key: Key, config: Config) -> str:

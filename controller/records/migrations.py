@@ -294,6 +294,44 @@ def _chain_existing_approvals(conn: sqlite3.Connection) -> None:
     record_migrated_approvals(conn)
 
 
+#: The station's identity: one row, created with the database (or by this upgrade) and never
+#: changed, so a clinic server can tell the stations' chains apart.
+_V4 = """
+CREATE TABLE station (
+    singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+    station_id  TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+
+CREATE TRIGGER station_no_update BEFORE UPDATE ON station
+BEGIN
+    SELECT RAISE(ABORT, 'the station id is never changed');
+END;
+
+CREATE TRIGGER station_no_delete BEFORE DELETE ON station
+BEGIN
+    SELECT RAISE(ABORT, 'the station id is never deleted');
+END;
+"""
+
+
+def new_station() -> tuple[str, str]:
+    """A new station's id (a random UUID4) and creation time. Looked up when the migration
+    runs, so a tool that must build the same database every time (the fuzzer) can replace it."""
+    import uuid
+
+    from controller.records.models import iso, utc_now
+
+    return str(uuid.uuid4()), iso(utc_now())
+
+
+def _create_station_id(conn: sqlite3.Connection) -> None:
+    """The station's id, made once."""
+    conn.execute(
+        "INSERT INTO station (singleton, station_id, created_at) VALUES (1, ?, ?)", new_station()
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "clients, sessions, steps, hash-chained events, decimated telemetry", _V1),
     Migration(2, "protocol approvals; practitioner's notes on sessions", _V2),
@@ -304,6 +342,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _V3,
         _chain_existing_approvals,
     ),
+    Migration(4, "the station's id (UUID4, never changed)", _V4, _create_station_id),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -207,6 +207,25 @@ class RecordStore(StepRecording, TelemetryRecording):
             rows = conn.execute(f"{EVENT_SELECT} WHERE session_id IS NULL ORDER BY id")
             return [event_row(r) for r in rows]
 
+    @property
+    def station_id(self) -> str:
+        """This station's id: a UUID4 made with the records database and never changed (the
+        ``station`` table). A missing or damaged row is :class:`DatabaseError`."""
+        import uuid
+
+        with self.read_connection() as conn:
+            row = conn.execute("SELECT station_id FROM station WHERE singleton = 1").fetchone()
+        value = row[0] if row is not None else None
+        try:
+            if isinstance(value, str) and str(uuid.UUID(value)) == value:
+                return value
+        except ValueError:
+            pass
+        raise DatabaseError(
+            f"the records database {self.path} has no valid station id ({value!r}): it was "
+            "changed outside epm. Keep the data folder as evidence and restore a backup"
+        )
+
     def verify_chain(self) -> chain.VerifyReport:
         """Check everything the records show: the event log's hash chain; every session row
         against its chained events and, once closed, its rows, steps and telemetry against the

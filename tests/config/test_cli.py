@@ -40,6 +40,8 @@ def test_show_on_a_new_folder_lists_the_defaults_and_creates_nothing(epm: Run, d
         "device.baud": ["default", "115200"],
         "practitioner.default": ["default", '"" (the login name)'],
         "report.paper": ["default", "A4"],
+        "server.url": ["default", '""'],
+        "station.id": ["records", "none yet (made with the records database) (read-only)"],
     }
     assert not data.exists()
 
@@ -76,6 +78,7 @@ def test_show_as_json(epm: Run, data: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "device.baud",
         "practitioner.default",
         "report.paper",
+        "server.url",
     ]
     assert document["keys"]["device.baud"] == {
         "value": 9600,
@@ -131,11 +134,11 @@ def test_set_notes_an_environment_variable_that_overrides_the_key(
             ("set", "clinic.nmae", "x"),
             "epm config set: error: unknown key 'clinic.nmae' (did you mean clinic.name?): the "
             "known keys are clinic.name, clinic.contact, station.name, device.port, device.baud, "
-            "practitioner.default, report.paper\n",
+            "practitioner.default, report.paper, server.url\n",
         ),
         (
-            ("unset", "server.url"),
-            "epm config unset: error: unknown key 'server.url': the known keys are clinic.name",
+            ("unset", "mail.server"),
+            "epm config unset: error: unknown key 'mail.server': the known keys are clinic.name",
         ),
         (
             ("set", "device.baud", "fast"),

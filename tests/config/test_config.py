@@ -29,7 +29,7 @@ from tests.config.conftest import write
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN = (
     "clinic.name, clinic.contact, station.name, device.port, device.baud, "
-    "practitioner.default, report.paper"
+    "practitioner.default, report.paper, server.url"
 )
 
 
@@ -45,7 +45,7 @@ def test_the_key_table_and_the_config_attributes_match() -> None:
     assert fields == {key.attr for key in KEYS}
     assert ", ".join(key.name for key in KEYS) == KNOWN
     defaults = Config.defaults()
-    assert [defaults.get(key.name) for key in KEYS] == ["", "", "", "", 115200, "", "A4"]
+    assert [defaults.get(key.name) for key in KEYS] == ["", "", "", "", 115200, "", "A4", ""]
     for key in KEYS:  # every example is a value the key takes
         assert key.check(key.example) == key.example
 
@@ -250,7 +250,7 @@ def test_an_unknown_key_is_refused_naming_the_known_keys(data: Path) -> None:
         f"unknown key 'clinic.nme' (did you mean clinic.name?): the known keys are {KNOWN}"
     )
     with pytest.raises(ConfigError, match="the known keys are"):
-        unset_value(data, "server.url")
+        unset_value(data, "mail.server")
     with pytest.raises(ConfigError, match="unknown key 'paper'"):
         load_config(data).get("paper")
     with pytest.raises(ConfigError, match="unknown key"):
@@ -404,7 +404,7 @@ def test_every_problem_is_reported_at_once_with_how_to_fix(data: Path) -> None:
     path = write(
         data,
         "# our clinic\nclinic:\n  name: Clínica Norte\n  phone: 910\nreport:\n  paper: A3\n"
-        "server:\n  url: x\n",
+        "mail:\n  server: x\n",
     )
     with pytest.raises(ConfigError) as caught:
         load_config(data)
@@ -412,7 +412,7 @@ def test_every_problem_is_reported_at_once_with_how_to_fix(data: Path) -> None:
     assert lines[0] == f"the configuration file {path} has 3 problems:"
     assert lines[1].startswith(f"{path}:4:3: clinic.phone: unknown key")
     assert lines[2] == f"{path}:6:10: report.paper: 'A3' is not a paper size: use A4 or Letter"
-    assert lines[3].startswith(f"{path}:7:1: server: unknown section")
+    assert lines[3].startswith(f"{path}:7:1: mail: unknown section")
     assert lines[4] == (
         f"Edit {path} or use `epm config set KEY VALUE` (`epm config show` lists the keys)."
     )

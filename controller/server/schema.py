@@ -1,0 +1,238 @@
+"""The clinic server's schema, as an ordered list of migrations, and ``epm server init``.
+
+``schema_version`` (one row) holds the number of migrations applied. Each missing migration runs
+in its own transaction together with the new version, under a transaction-level advisory lock,
+so two ``epm server init`` at once apply it once and a failure leaves the previous version. A
+server whose version is higher than the last migration here was set up by a newer epm and is
+refused before anything is written. Never edit a shipped migration; append one.
+
+Tables (version 1), kept minimal:
+
+- ``stations``: ``station_id`` (the station's UUID4, see ``RecordStore.station_id``), ``name``
+  (the room's label, may be empty), ``first_seen``.
+- ``events``: each station's hash-chained events as the station has them: ``station_id``,
+  ``position`` (the event's id in the station's chain: 1, 2, 3 …), ``session_id`` (the
+  station's own session number; NULL for events of the records as a whole), ``seq``,
+  ``wall_time`` (the station's text, as hashed), ``mono_ms``, ``kind``, ``data`` (the canonical
+  JSON text, as hashed: text, not jsonb, so the hash can be checked again), ``prev_hash``,
+  ``hash``, ``received_at``. Primary key (station_id, position). A trigger refuses UPDATE and
+  DELETE for every role, the owner included.
+- ``approvals``: a protocol file approved for the clinic: ``sha256`` (unique), ``protocol_id``,
+  ``protocol_version``, ``approved_by``, ``approved_at``, ``station_id`` (where it was
+  approved; NULL: on the server).
+- ``revocations``: an approval withdrawn: ``sha256``, ``revoked_by``, ``revoked_at``,
+  ``reason``.
+- ``clients``: a client code seen by the clinic: ``code`` (primary key), ``first_seen``.
+
+Roles (NOLOGIN group roles: grant them to login roles): ``epm_station`` may SELECT everything
+and INSERT into ``stations`` and ``events`` only; ``epm_technician`` may also INSERT into
+``approvals`` and ``revocations``. Neither may UPDATE or DELETE anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from controller.server import ServerError, ServerSchemaTooNewError
+from controller.server.url import connection_problem
+
+
+class ServerMigration(NamedTuple):
+    version: int
+    description: str
+    script: str
+
+
+_V1 = """
+CREATE TABLE stations (
+    station_id  uuid PRIMARY KEY,
+    name        text NOT NULL DEFAULT '',
+    first_seen  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE events (
+    station_id   uuid NOT NULL REFERENCES stations(station_id),
+    position     bigint NOT NULL CHECK (position >= 1),
+    session_id   bigint,
+    seq          bigint NOT NULL CHECK (seq >= 1),
+    wall_time    text NOT NULL,
+    mono_ms      bigint NOT NULL,
+    kind         text NOT NULL,
+    data         text NOT NULL,
+    prev_hash    char(64) NOT NULL,
+    hash         char(64) NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (station_id, position)
+);
+CREATE INDEX events_by_kind ON events (kind);
+
+CREATE FUNCTION epm_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the event log is append-only: events are never changed or deleted';
+END;
+$$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION epm_events_append_only();
+
+CREATE TABLE approvals (
+    sha256            char(64) PRIMARY KEY,
+    protocol_id       text NOT NULL,
+    protocol_version  integer NOT NULL,
+    approved_by       text NOT NULL,
+    approved_at       timestamptz NOT NULL DEFAULT now(),
+    station_id        uuid REFERENCES stations(station_id)
+);
+
+CREATE TABLE revocations (
+    sha256      char(64) PRIMARY KEY REFERENCES approvals(sha256),
+    revoked_by  text NOT NULL,
+    revoked_at  timestamptz NOT NULL DEFAULT now(),
+    reason      text NOT NULL
+);
+
+CREATE TABLE clients (
+    code        text PRIMARY KEY,
+    first_seen  timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
+    ServerMigration(1, "stations, events, approvals, revocations, clients", _V1),
+)
+LATEST_SERVER_VERSION = SERVER_MIGRATIONS[-1].version
+
+#: Role -> tables it may INSERT into (both may SELECT every table; nothing else).
+ROLES: dict[str, tuple[str, ...]] = {
+    "epm_station": ("stations", "events"),
+    "epm_technician": ("stations", "events", "approvals", "revocations"),
+}
+TABLES = ("schema_version", "stations", "events", "approvals", "revocations", "clients")
+
+#: One lock id for every epm schema change on a server (pg_advisory_xact_lock).
+_LOCK_ID = 0x45504D31  # "EPM1"
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    singleton  integer PRIMARY KEY CHECK (singleton = 1),
+    version    integer NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What ``init_server`` did: the version now, the versions applied, the roles created."""
+
+    version: int
+    applied: tuple[int, ...]
+    roles_created: tuple[str, ...]
+
+
+def connect(url: str) -> Any:
+    """A psycopg connection (autocommit: transactions are explicit) to ``url``, after the URL
+    rules (:mod:`controller.server.url`); :class:`ServerError` when refused or unreachable."""
+    problem = connection_problem(url)
+    if problem:
+        raise ServerError(problem)
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise ServerError(f"cannot connect to the clinic server: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def server_version(conn: Any) -> int:
+    """The schema version on the server (0: no epm schema yet)."""
+    row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+    if not row[0]:
+        return 0
+    found = conn.execute("SELECT version FROM schema_version WHERE singleton = 1").fetchone()
+    return int(found[0]) if found else 0
+
+
+def _check_not_newer(version: int, latest: int) -> None:
+    if version > latest:
+        raise ServerSchemaTooNewError(
+            f"the clinic server has schema version {version}, but this epm knows versions up "
+            f"to {latest}: it was set up by a newer epm. Use that version (or newer); this epm "
+            "will not touch it"
+        )
+
+
+def migrate_server(
+    conn: Any, migrations: Sequence[ServerMigration] = SERVER_MIGRATIONS
+) -> list[int]:
+    """Apply the missing migrations in order, each in one transaction; the versions applied."""
+    latest = migrations[-1].version if migrations else 0
+    _check_not_newer(server_version(conn), latest)
+    applied: list[int] = []
+    for migration in migrations:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+            conn.execute(_VERSION_TABLE)
+            current = server_version(conn)
+            _check_not_newer(current, latest)
+            if current >= migration.version:
+                continue
+            if current != migration.version - 1:
+                raise ServerError(
+                    f"the clinic server is at schema version {current} but the next migration "
+                    f"is {migration.version}: the migration list has a gap"
+                )
+            conn.execute(migration.script)
+            conn.execute(
+                "INSERT INTO schema_version (singleton, version) VALUES (1, %s) "
+                "ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version",
+                (migration.version,),
+            )
+        applied.append(migration.version)
+    return applied
+
+
+def ensure_roles(conn: Any) -> list[str]:
+    """Create the group roles that do not exist yet and grant each exactly its rights (again:
+    GRANT and REVOKE are idempotent); the roles created."""
+    created: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        for role in ROLES:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if exists is None:
+                conn.execute(f"CREATE ROLE {role} NOLOGIN")
+                created.append(role)
+        for role, writable in ROLES.items():
+            conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+            conn.execute(f"REVOKE ALL ON {', '.join(TABLES)} FROM {role}")
+            conn.execute(f"GRANT SELECT ON {', '.join(TABLES)} TO {role}")
+            conn.execute(f"GRANT INSERT ON {', '.join(writable)} TO {role}")
+    return created
+
+
+def init_server(url: str) -> InitReport:
+    """``epm server init``: the schema up to date and the roles in place; running it again
+    changes nothing. A server set up by a newer epm is refused before anything is written."""
+    import psycopg
+
+    conn = connect(url)
+    try:
+        _check_not_newer(server_version(conn), LATEST_SERVER_VERSION)
+        applied = migrate_server(conn)
+        created = ensure_roles(conn)
+        return InitReport(server_version(conn), tuple(applied), tuple(created))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServerError(
+            f"the clinic server refused ({_first_line(exc)}): `epm server init` needs a role "
+            "that may create tables in the database and create roles (CREATEROLE), such as "
+            "the database owner"
+        ) from exc
+    except psycopg.Error as exc:
+        raise ServerError(f"the clinic server failed: {_first_line(exc)}") from exc
+    finally:
+        conn.close()

@@ -1,0 +1,120 @@
+"""``epm server init``, ``server.url`` in the configuration and the station id, through the CLI."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.records import RecordStore
+
+Run = Callable[..., tuple[int, str, str]]
+UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+@pytest.fixture(autouse=True)
+def _no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("EPM_HOME", "PGHOST", "PGHOSTADDR", "PGSSLMODE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def epm(capsys: pytest.CaptureFixture[str]) -> Run:
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_init_from_the_argument_then_again(epm: Run, pg_url: str, tmp_path: Path) -> None:
+    code, out, err = epm("server", "init", pg_url, "--data-dir", str(tmp_path / "d"))
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == "schema at version 1 (applied: 1)"
+    code, out, err = epm("server", "init", pg_url, "--data-dir", str(tmp_path / "d"))
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "schema already at version 1: nothing to apply",
+        "role epm_station: already there, rights granted",
+        "role epm_technician: already there, rights granted",
+    ]
+
+
+def test_init_uses_server_url_from_the_configuration(epm: Run, pg_url: str, tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    code, _out, err = epm("config", "set", "server.url", pg_url, "--data-dir", data)
+    assert (code, err) == (0, "")
+    code, out, err = epm("server", "init", "--data-dir", data)
+    assert (code, err) == (0, "")
+    assert "schema at version 1" in out
+
+
+def test_init_without_a_url_says_how_to_give_one(epm: Run, tmp_path: Path) -> None:
+    code, out, err = epm("server", "init", "--data-dir", str(tmp_path / "d"))
+    assert code == 1 and out == ""
+    assert err.startswith("epm server init: error: no clinic server")
+    assert "epm config set server.url" in err
+
+
+def test_init_refuses_the_network_without_verify_full(epm: Run, tmp_path: Path) -> None:
+    code, _out, err = epm(
+        "server",
+        "init",
+        "postgresql://epm@db.invalid/epm?sslmode=require",
+        "--data-dir",
+        str(tmp_path),
+    )
+    assert code == 1
+    assert "sslmode=require" in err and "sslmode=verify-full" in err
+    assert "Traceback" not in err
+
+
+def test_config_refuses_a_url_with_a_password(epm: Run, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    code, _out, err = epm(
+        "config",
+        "set",
+        "server.url",
+        "postgresql://epm:hunter2@db.example/epm",
+        "--data-dir",
+        str(data),
+    )
+    assert code == 1
+    assert "PGPASSWORD" in err and "password file" in err
+    assert "hunter2" not in err
+    assert not (data / "config.yaml").exists()
+
+
+def test_the_station_id_is_made_once_and_survives_reopening(tmp_path: Path) -> None:
+    with RecordStore.open(tmp_path / "d") as store:
+        first = store.station_id
+    assert UUID4.fullmatch(first)
+    with RecordStore.open(tmp_path / "d", exclusive=False) as store:
+        assert store.station_id == first
+    with RecordStore.open(tmp_path / "other") as other:
+        assert other.station_id != first
+
+
+def test_config_show_shows_the_station_id(epm: Run, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    code, out, _err = epm("config", "show", "--data-dir", str(data))
+    assert code == 0
+    assert (
+        "station.id            records  none yet (made with the records database) (read-only)"
+        in (out.splitlines())
+    )
+    assert not data.exists()
+    with RecordStore.open(data) as store:
+        station = store.station_id
+    code, out, _err = epm("config", "show", "--data-dir", str(data))
+    assert code == 0
+    assert f"station.id            records  {station} (read-only)" in out.splitlines()
+    code, out, _err = epm("config", "show", "--format", "json", "--data-dir", str(data))
+    assert '"station_id": "' + station + '"' in out

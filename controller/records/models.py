@@ -73,6 +73,9 @@ class PlannedStepRecord:
     kind: str
     zone: str | None
     planned_ms: int
+    #: A manual step's title (what the practitioner does), so a step that never started is
+    #: still named; None for delivery steps (the zone names them) and older records.
+    title: str | None = None
 
 
 @dataclass(frozen=True)

@@ -475,6 +475,9 @@ def _zones_table(data: ReportInput, width: float, st: Mapping[str, Any]) -> Any:
 
     summary = data.summary
     titles = _manual_titles(data.events)
+    for planned in data.session.planned_steps:  # steps that never started
+        if planned.title:
+            titles.setdefault(planned.index, planned.title)
     head = [
         "#",
         "Zone / step",

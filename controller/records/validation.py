@@ -53,7 +53,10 @@ def check_planned_step(step: PlannedStepRecord) -> dict[str, Any]:
     ms = step.planned_ms
     if not isinstance(ms, int) or isinstance(ms, bool) or ms < 0:
         raise InvalidRecordError(f"planned time {ms!r} of step {step.index} must be an int ≥ 0 ms")
-    return {"index": step.index, "kind": kind, "zone": zone, "planned_ms": ms}
+    checked: dict[str, Any] = {"index": step.index, "kind": kind, "zone": zone, "planned_ms": ms}
+    if step.title is not None:
+        checked["title"] = text(step.title, "planned step title", max_len=200)
+    return checked
 
 
 def read_planned_steps(data: Mapping[str, Any]) -> tuple[PlannedStepRecord, ...]:
@@ -76,7 +79,10 @@ def read_planned_steps(data: Mapping[str, Any]) -> tuple[PlannedStepRecord, ...]
             and ms >= 0
         ):
             return ()
-        steps.append(PlannedStepRecord(index, kind, zone, ms))
+        title = item.get("title")
+        steps.append(
+            PlannedStepRecord(index, kind, zone, ms, title if isinstance(title, str) else None)
+        )
     return tuple(steps)
 
 

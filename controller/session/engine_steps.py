@@ -174,7 +174,10 @@ class EngineSteps(EngineEnding):
             checklist=dict(plan.checklist_answers),
             planned_zones=[p.zone for p in self._run.steps if p.zone is not None],
             planned_steps=[
-                PlannedStepRecord(p.index, p.kind, p.zone, p.planned_ms) for p in self._run.steps
+                PlannedStepRecord(
+                    p.index, p.kind, p.zone, p.planned_ms, None if p.is_delivery else p.title
+                )
+                for p in self._run.steps
             ],
             # Chained so a handout or course report can be written from the record alone.
             aftercare=list(protocol.aftercare),

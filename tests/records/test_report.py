@@ -18,7 +18,7 @@ from controller.records.documents import ReportSettings
 from controller.records.errors import InvalidRecordError
 from controller.records.export import OutputExistsError
 from controller.records.handout import write_handout
-from controller.records.models import local
+from controller.records.models import PlannedStepRecord, local
 from controller.records.plotdata import plot_series, zone_of_step
 from controller.records.report import write_session_report
 from controller.records.summary import summarize_store
@@ -27,6 +27,7 @@ from protocols import load_protocol
 from tests.integration.helpers import EngineEnv, engine_env
 from tests.records.conftest import FakeClock, begin, drop_triggers, protocol_text
 from tests.records.report_helpers import (
+    PLAN,
     SETTINGS,
     page_size_pt,
     pdf_pages,
@@ -366,3 +367,20 @@ def test_only_document_events_with_a_sha256_are_recorded(
     finally:
         reader.close()
     assert event.kind == "report_written" and store.verify_chain().ok
+
+
+def test_a_manual_step_that_never_started_is_named_from_the_plan(
+    store: RecordStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A session stopped before its last, manual step: the report names that step by its title
+    (kept in the chained plan), not as a bare "step"."""
+    plan = (
+        *PLAN,
+        PlannedStepRecord(4, "manual", None, 120_000, "Soothing mask, then wipe off"),
+    )
+    sid = real_session(store, clock, outcome="stopped", planned_steps=plan)
+    out = tmp_path / "report.pdf"
+    write_session_report(store, sid, SETTINGS, out)
+    text = " ".join(pdf_text(out).split())
+    assert "Soothing mask, then wipe off" in text
+    assert "not started" in text

@@ -198,6 +198,10 @@ def test_the_record_keeps_the_whole_plan_so_a_zone_never_started_still_counts(
     assert [p.index for p in record.planned_steps] == [v.index for v in snap.steps]
     assert any(i not in started for i, p in planned.items() if p.kind == "delivery")
     assert record.planned_delivery_ms == snap.session_planned_ms
+    # Manual steps are named in the plan, so a report names one that never started.
+    manual = [(p.index, p.title) for p in record.planned_steps if p.kind == "manual"]
+    assert manual == [(v.index, v.title) for v in snap.steps if v.kind == "manual"]
+    assert all(title for _, title in manual)
 
 
 def test_skip_and_end_need_a_reason_and_both_are_recorded(engine_env: EngineEnv) -> None:

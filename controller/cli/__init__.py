@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "run",
     "config",
     "server",
+    "sync",
 )
 # Helpers add their command names above as their modules land:
 # sim, monitor, run, approve, records.

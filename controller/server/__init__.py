@@ -6,6 +6,8 @@ events (first part: the schema, its roles and the connection rules; see docs/rec
   with the certificate checked unless over a Unix socket or the loopback). No driver import.
 - :mod:`~controller.server.schema`: the server's versioned migrations, its roles, and
   :func:`~controller.server.schema.init_server` (``epm server init``).
+- :mod:`~controller.server.sync`: :func:`~controller.server.sync.push` (``epm sync --once``),
+  a station's events sent in chain order with each batch's chain checked on arrival.
 """
 
 from __future__ import annotations

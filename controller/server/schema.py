@@ -98,8 +98,42 @@ CREATE TABLE clients (
 );
 """
 
+#: The server itself refuses an event that does not continue its station's chain: the next
+#: position, linked by ``prev_hash`` to the hash the server holds there (64 zeros at position
+#: 1). ``epm sync`` checks this and the hashes before it inserts; this trigger makes the link a
+#: rule of the server, so a client that skips those checks cannot append a broken chain. A row
+#: whose (station, position) is already held passes on to ``ON CONFLICT DO NOTHING``.
+_V2 = """
+CREATE FUNCTION epm_events_link() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    last_position bigint;
+    last_hash char(64);
+BEGIN
+    IF EXISTS (SELECT 1 FROM events
+               WHERE station_id = NEW.station_id AND position = NEW.position) THEN
+        RETURN NEW;
+    END IF;
+    SELECT position, hash INTO last_position, last_hash FROM events
+        WHERE station_id = NEW.station_id ORDER BY position DESC LIMIT 1;
+    IF last_position IS NULL THEN
+        IF NEW.position <> 1 OR NEW.prev_hash <> repeat('0', 64) THEN
+            RAISE EXCEPTION 'station % chain broken at position %: a chain starts at position 1 '
+                'with a zero prev_hash', NEW.station_id, NEW.position;
+        END IF;
+    ELSIF NEW.position <> last_position + 1 OR NEW.prev_hash <> last_hash THEN
+        RAISE EXCEPTION 'station % chain broken at position %: it does not continue position % '
+            '(hash %)', NEW.station_id, NEW.position, last_position, last_hash;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER events_link BEFORE INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION epm_events_link();
+"""
+
 SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
     ServerMigration(1, "stations, events, approvals, revocations, clients", _V1),
+    ServerMigration(2, "the server refuses an event that does not continue its chain", _V2),
 )
 LATEST_SERVER_VERSION = SERVER_MIGRATIONS[-1].version
 

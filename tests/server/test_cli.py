@@ -10,6 +10,7 @@ import pytest
 
 from controller.cli import main
 from controller.records import RecordStore
+from controller.server.schema import LATEST_SERVER_VERSION
 
 Run = Callable[..., tuple[int, str, str]]
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -37,11 +38,12 @@ def epm(capsys: pytest.CaptureFixture[str]) -> Run:
 def test_init_from_the_argument_then_again(epm: Run, pg_url: str, tmp_path: Path) -> None:
     code, out, err = epm("server", "init", pg_url, "--data-dir", str(tmp_path / "d"))
     assert (code, err) == (0, "")
-    assert out.splitlines()[0] == "schema at version 1 (applied: 1)"
+    applied = ", ".join(str(v) for v in range(1, LATEST_SERVER_VERSION + 1))
+    assert out.splitlines()[0] == f"schema at version {LATEST_SERVER_VERSION} (applied: {applied})"
     code, out, err = epm("server", "init", pg_url, "--data-dir", str(tmp_path / "d"))
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        "schema already at version 1: nothing to apply",
+        f"schema already at version {LATEST_SERVER_VERSION}: nothing to apply",
         "role epm_station: already there, rights granted",
         "role epm_technician: already there, rights granted",
     ]
@@ -53,7 +55,7 @@ def test_init_uses_server_url_from_the_configuration(epm: Run, pg_url: str, tmp_
     assert (code, err) == (0, "")
     code, out, err = epm("server", "init", "--data-dir", data)
     assert (code, err) == (0, "")
-    assert "schema at version 1" in out
+    assert f"schema at version {LATEST_SERVER_VERSION}" in out
 
 
 def test_init_without_a_url_says_how_to_give_one(epm: Run, tmp_path: Path) -> None:

@@ -276,3 +276,31 @@ def test_push_refuses_a_server_without_schema(pg_url: str, tmp_path: Path) -> No
         pytest.raises(ServerError, match="epm server init"),
     ):
         push(store, pg_url)
+
+
+def test_the_server_itself_refuses_an_event_that_does_not_continue_its_chain(
+    server: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """A client that skips ``push`` and its checks cannot append a broken chain: the server's
+    own trigger (schema version 2) holds the link. Re-sending a held position still passes
+    on to ``ON CONFLICT DO NOTHING`` (a retry)."""
+    with make_station(tmp_path / "room", sessions=1) as store:
+        push(store, server)
+        rows = server_chain(server, store.station_id)
+        last_position, last_hash = rows[-1][0], rows[-1][8]
+        sql = (
+            "INSERT INTO events (station_id, position, session_id, seq, wall_time, mono_ms, "
+            "kind, data, prev_hash, hash) VALUES (%s, %s, NULL, 1, 'now', 0, 'note', '{}', %s, "
+            "%s) ON CONFLICT DO NOTHING"
+        )
+        station = store.station_id
+        for position, prev in (
+            (last_position + 1, "f" * 64),  # wrong link
+            (last_position + 2, last_hash),  # a gap
+        ):
+            with pytest.raises(psycopg.errors.RaiseException, match="chain broken at position"):
+                server.execute(sql, (station, position, prev, "e" * 64))
+        server.execute(sql, (station, last_position, "0" * 64, "d" * 64))  # held: a no-op
+        assert server_chain(server, station) == rows
+        server.execute(sql, (station, last_position + 1, last_hash, "c" * 64))  # continues
+        assert len(server_chain(server, station)) == len(rows) + 1

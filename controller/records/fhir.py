@@ -106,18 +106,10 @@ class SimulatedSessionError(FhirExportError):
 
 
 def station_key(store: RecordStore) -> str:
-    """The records database's own key: the hash of its first chained event (the genesis, the
-    lowest ``events.id``). It is made when the first event is written and never changes
-    (events are append-only), so it names this station's records for as long as they exist;
-    a copy of the data folder keeps it, a new database gets another."""
-    with store.read_connection() as conn:
-        row = conn.execute("SELECT hash FROM events ORDER BY id LIMIT 1").fetchone()
-    if row is None:
-        raise FhirExportError(
-            f"no records in {store.data_dir} yet: the station key is the hash of the first "
-            "recorded event"
-        )
-    return str(row[0])
+    """The station's id (a UUID4 made with its records database and never changed,
+    ``RecordStore.station_id``): the same station the clinic server knows its chain by. A copy
+    of the data folder keeps it; a new database gets another."""
+    return store.station_id
 
 
 def resource_id(station: str, role: str, key: object) -> str:

@@ -172,7 +172,7 @@ def zone_left_s(sim: Any) -> str:
     zone simply ended before the fault)."""
     snap = sim.snapshot()
     left_ms = max(0, int(snap["step_duration_ms"] or 0) - int(snap["step_elapsed_ms"] or 0))
-    return f"{snap['state']}, {left_ms / 1000 / SPEED:.1f}"
+    return f"{snap['state']} (faults {snap['faults']}), {left_ms / 1000 / SPEED:.1f}"
 
 
 async def test_contact_lost_from_the_panel_holds_the_session_and_is_recorded(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -50,3 +50,30 @@ def pg_url(pg_server: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url(pg_server), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+Run = Callable[..., tuple[int, str, str]]
+"""``epm(*argv) -> (exit status, stdout, stderr)``."""
+
+
+@pytest.fixture(autouse=True)
+def _no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No variable of the developer's shell steers a test (records folder, libpq host, TLS)."""
+    for name in ("EPM_HOME", "PGHOST", "PGHOSTADDR", "PGSSLMODE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def epm(capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run ``epm`` in this process as a user would type it."""
+    from controller.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

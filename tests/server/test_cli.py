@@ -6,33 +6,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from controller.cli import main
 from controller.records import RecordStore
 from controller.server.schema import LATEST_SERVER_VERSION
 
 Run = Callable[..., tuple[int, str, str]]
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-@pytest.fixture(autouse=True)
-def _no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("EPM_HOME", "PGHOST", "PGHOSTADDR", "PGSSLMODE"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def epm(capsys: pytest.CaptureFixture[str]) -> Run:
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def test_init_from_the_argument_then_again(epm: Run, pg_url: str, tmp_path: Path) -> None:

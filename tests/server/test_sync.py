@@ -10,7 +10,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from controller.cli import main
 from controller.records import RecordStore
 from controller.records.chain import row_hash
 from controller.records.migrations import GENESIS_HASH
@@ -22,12 +21,6 @@ from controller.server.sync import ChainRefused, push
 from tests.records.conftest import FakeClock, FakeMonotonic, begin, drop_triggers
 
 Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture(autouse=True)
-def _no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("EPM_HOME", "PGHOST", "PGHOSTADDR", "PGSSLMODE"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -199,19 +192,6 @@ def test_a_second_database_with_the_same_station_id_is_refused(
     assert last[8] in message and own_hash in message  # both hashes
     assert differ  # the chains differ from their first events on
     assert server_chain(server, station_id) == held
-
-
-@pytest.fixture
-def epm(capsys: pytest.CaptureFixture[str]) -> Run:
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def test_cli_sync_once(

@@ -58,6 +58,12 @@ except ImportError:  # pragma: no cover - not POSIX: no advisory lock
 TELEMETRY_FLUSH_S = 1.0
 
 
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite gave up waiting for another connection's lock (not damage)."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 class StoreCore:
     """Opening, the folder lock, the two connections, the clock and the chained append."""
 
@@ -87,6 +93,19 @@ class StoreCore:
                     migrate(self._wconn, str(self.path))
                 except RecordsError:
                     raise
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc):
+                        raise DatabaseError(
+                            f"the records database {self.path} cannot be upgraded ({exc}): its "
+                            "schema version does not match its tables, so it was changed "
+                            "outside epm. Keep the data folder as evidence and restore a backup"
+                        ) from exc
+                    raise StoreLockedError(
+                        f"the records database {self.path} is busy: another program is writing "
+                        "to it and held it longer than epm waits. Nothing was changed; try "
+                        "again in a moment (another epm ending a session, a backup tool "
+                        "copying the folder)"
+                    ) from exc
                 except UNREADABLE as exc:
                     raise DatabaseError(
                         f"the records database {self.path} cannot be upgraded ({exc}): its "

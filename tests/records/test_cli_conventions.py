@@ -323,3 +323,32 @@ def test_data_dir_before_the_command_is_kept(tmp_path: Path, capsys: Any) -> Non
     capsys.readouterr()
     missing = tmp_path / "nowhere"
     assert main(["--data-dir", str(missing), "records", "list"]) == 1, "X is used, not ignored"
+
+
+def test_records_kept_busy_by_another_writer_are_called_busy_not_tampered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the records takes the write lock for a moment (the schema check). When another
+    program holds it longer than the busy timeout, the message said the database "cannot be
+    upgraded ... changed outside epm": a busy folder was reported as tampered evidence."""
+    import sqlite3
+
+    from controller.records import StoreLockedError
+    from controller.records import db as db_module
+    from controller.records.paths import database_path
+
+    data = tmp_path / "clinic"
+    RecordStore.open(data).close()
+    monkeypatch.setattr(db_module, "BUSY_TIMEOUT_MS", 50)
+    holder = sqlite3.connect(database_path(data), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreLockedError) as caught:
+            RecordStore.open(data, exclusive=False, create=False)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    message = str(caught.value)
+    assert "busy" in message and "outside epm" not in message
+    with RecordStore.open(data, exclusive=False, create=False):  # free again: opens
+        pass

@@ -652,16 +652,21 @@ class RecordStore(StepRecording, TelemetryRecording):
         events) and its plan (from ``session_started``)."""
         if not sessions:
             return sessions
+        # Only these sessions' events: reading one session must not parse every session's.
+        ids = [s.id for s in sessions]
+        only = f" AND session_id IN ({', '.join('?' * len(ids))})" if len(ids) <= 500 else ""
+        params = ids if only else []
         found: dict[int, list[dict[str, Any]]] = {}
         for event_id, session_id, wall_time, data_json in conn.execute(
-            "SELECT id, session_id, wall_time, data FROM events WHERE kind = 'amendment' "
-            "ORDER BY id"
+            f"SELECT id, session_id, wall_time, data FROM events WHERE kind = 'amendment'{only} "
+            "ORDER BY id",
+            params,
         ):
             data = json.loads(data_json)
             found.setdefault(session_id, []).append({**data, "at": wall_time, "event_id": event_id})
         started: dict[int, dict[str, Any]] = {}
         for session_id, data_json in conn.execute(
-            "SELECT session_id, data FROM events WHERE kind = 'session_started'"
+            f"SELECT session_id, data FROM events WHERE kind = 'session_started'{only}", params
         ):
             started[session_id] = json.loads(data_json)
         return [

@@ -393,15 +393,9 @@ class EndScreen(Screen[None]):
             return  # the notes status says why; the report would miss them
         what = "session report" if kind == "report" else "aftercare handout"
         status.update(f"Writing the {what}…")
-        store = self.epm.store
+        from controller.ui.shared.documents import write_in_background
 
-        def work() -> None:
-            from controller.ui.shared.documents import write_document
-
-            written = write_document(store, session_id, kind)
-            self.app.call_from_thread(self._document_written, written)
-
-        self.run_worker(work, thread=True, name=f"epm-{kind}", group="documents")
+        write_in_background(self, self.epm.store, session_id, kind, self._document_written)
 
     def _document_written(self, written: Written) -> None:
         self.written.append(written)

@@ -11,14 +11,22 @@ file, read afresh each time (a technician may have just set them).
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from controller.config import ConfigError, load_config
 from controller.records import RecordsError, RecordStore
 from controller.records.documents import ReportResult, ReportSettings
 from controller.records.export import OutputExistsError
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+log = logging.getLogger(__name__)
 
 #: The folder inside the data folder that holds the written documents.
 REPORTS_FOLDER = "reports"
@@ -98,3 +106,23 @@ def write_document(store: RecordStore, session_id: int, kind: str) -> Written:
         return Written(kind, error=f"the configuration file has a problem: {exc}")
     except (RecordsError, OSError, ValueError) as exc:
         return Written(kind, error=str(exc))
+    except Exception as exc:  # a bug: said on screen; a worker's exception would end the app
+        log.exception("writing the %s of session %s failed", kind, session_id)
+        return Written(kind, error=f"internal error ({exc!r}); see the log")
+
+
+def write_in_background(
+    screen: Screen[Any],
+    store: RecordStore,
+    session_id: int,
+    kind: str,
+    done: Callable[[Written], None],
+) -> None:
+    """Write the document in a worker thread (rendering takes up to a second), then call
+    ``done(written)`` on the screen's thread. The screens' one way to do it."""
+
+    def work() -> None:
+        written = write_document(store, session_id, kind)
+        screen.app.call_from_thread(done, written)
+
+    screen.run_worker(work, thread=True, name=f"epm-{kind}", group="documents")

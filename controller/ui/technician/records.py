@@ -272,13 +272,9 @@ class RecordsScreen(Screen[None]):
         what = "session report" if kind == "report" else "aftercare handout"
         self._status(f"Writing the {what} of session {session_id}…")
 
-        def work() -> None:
-            from controller.ui.shared.documents import write_document
+        from controller.ui.shared.documents import write_in_background
 
-            written = write_document(store, session_id, kind)
-            self.app.call_from_thread(self._document_written, written)
-
-        self.run_worker(work, thread=True, name=f"epm-{kind}", group="documents")
+        write_in_background(self, store, session_id, kind, self._document_written)
 
     def _document_written(self, written: Written) -> None:
         self.written.append(written)

@@ -78,7 +78,7 @@ HEADER = (
 )
 
 Value = str | int
-Kind = Literal["text", "baud", "paper", "server_url"]
+Kind = Literal["text", "baud", "paper", "server_url", "days"]
 #: Where a value came from: a command-line flag, the environment, the file, the default.
 Source = Literal["flag", "env", "file", "default"]
 
@@ -155,6 +155,8 @@ class Key:
             return _check_paper(value)
         if self.kind == "server_url":
             return _check_server_url(self._check_text(value))
+        if self.kind == "days":
+            return _check_days(value)
         return self._check_text(value)
 
     def from_text(self, text: str) -> Value:
@@ -167,6 +169,11 @@ class Key:
                     f"{', '.join(map(str, BAUD_RATES))}"
                 )
             return _check_baud(int(word))
+        if self.kind == "days":
+            word = text.strip()
+            if not word.isascii() or not word.isdigit():
+                raise _RefusedError(f"{word!r} is not a whole number of days: use 1 to 365")
+            return _check_days(int(word))
         return self.check(text)
 
     def _check_text(self, value: object) -> str:
@@ -202,6 +209,14 @@ def _check_baud(value: object) -> int:
         raise _RefusedError(
             f"{int(value)} is not a baud rate the EPM-1 link runs at: use one of {rates}"
         )
+    return int(value)
+
+
+def _check_days(value: object) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        raise _RefusedError(f"{str(value)!r} is text, not a number: write it without quotes")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= int(value) <= 365:
+        raise _RefusedError(f"{_shown(value)} is not a number of days from 1 to 365")
     return int(value)
 
 
@@ -314,6 +329,14 @@ KEYS: tuple[Key, ...] = (
         "postgresql://epm@records.clinic.example/epm?sslmode=verify-full",
         max_length=500,
     ),
+    Key(
+        "server.offline_days",
+        "days",
+        7,
+        "with a clinic server: after this many days without a pull, approved protocols stop "
+        "running on a real device until the station pulls again",
+        3,
+    ),
 )
 _BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
 _SECTIONS: dict[str, tuple[Key, ...]] = {}
@@ -364,6 +387,7 @@ class Config:
     practitioner_default: str
     report_paper: str
     server_url: str
+    server_offline_days: int
     #: The file these came from (it may not exist).
     path: Path | None = None
     #: The keys the file sets; the others have their default.

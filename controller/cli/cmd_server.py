@@ -6,6 +6,10 @@ unless it reaches the server over a Unix socket or the loopback. ``init`` applie
 schema migrations (each in one transaction) and creates the ``epm_station`` and
 ``epm_technician`` roles if they do not exist; running it again changes nothing. Exit codes:
 0 done, 1 refused or failed (one message, never a traceback), 2 usage.
+
+``epm server resolve-client CODE --name NAME --by NAME --reason TEXT`` (a technician) says
+which name a client code flagged on the server (claimed by two rooms under different names)
+belongs to; from their next pull every station counts that code's sessions in one course again.
 """
 
 from __future__ import annotations
@@ -44,6 +48,16 @@ def add_parser(subparsers: Any) -> None:
         nargs="?",
         help="postgresql:// URL without a password (default: server.url in config.yaml)",
     )
+    p_resolve = sub.add_parser(
+        "resolve-client",
+        parents=[common],
+        help="say which name a client code flagged on the server belongs to",
+    )
+    p_resolve.add_argument("code", metavar="CODE", help="the flagged client code")
+    p_resolve.add_argument("--name", required=True, help="the client's name under this code")
+    p_resolve.add_argument("--by", required=True, metavar="NAME", help="who resolves it")
+    p_resolve.add_argument("--reason", required=True, metavar="TEXT", help="why (recorded)")
+    p_resolve.add_argument("--url", metavar="URL", help="default: server.url in config.yaml")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from controller.server import ServerError
 
     try:
+        if args.server_action == "resolve-client":
+            return _resolve(args)
         return _init(args)
     except (ConfigError, ServerError) as exc:
         print(f"epm server {args.server_action}: error: {exc}", file=sys.stderr)
@@ -77,4 +93,44 @@ def _init(args: argparse.Namespace) -> int:
     for role in ("epm_station", "epm_technician"):
         state = "created" if role in report.roles_created else "already there"
         print(f"role {role}: {state}, rights granted")
+    return EXIT_OK
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    from controller.cli.options import server_url
+    from controller.server import ServerError
+    from controller.server.clinic import resolve_client_on_server
+    from controller.server.schema import connect
+
+    fields = {"--name": args.name, "--by": args.by, "--reason": args.reason}
+    empty = [flag for flag, value in fields.items() if not value.strip()]
+    if empty:
+        raise ServerError(f"{', '.join(empty)} must not be empty")
+    url = server_url(args.url, args.data_dir, "epm server resolve-client CODE --url")
+    conn = connect(url)
+    try:
+        flagged = conn.execute(
+            "SELECT 1 FROM clinic_events WHERE kind = 'client_conflict' "
+            "AND data::jsonb->>'code' = %s",
+            (args.code.strip(),),
+        ).fetchone()
+        if flagged is None:
+            raise ServerError(
+                f"client code {args.code.strip()} is not flagged on the clinic server: there is "
+                "nothing to resolve"
+            )
+        position = resolve_client_on_server(
+            conn,
+            args.code.strip(),
+            name=args.name.strip(),
+            by=args.by.strip(),
+            reason=args.reason.strip(),
+            station_id=None,
+        )
+    finally:
+        conn.close()
+    print(
+        f"client code {args.code.strip()} resolved as {args.name.strip()!r} (ledger position "
+        f"{position}); every station counts its sessions in one course from its next pull"
+    )
     return EXIT_OK

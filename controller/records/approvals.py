@@ -10,7 +10,12 @@ until someone approves it again. The rules, each refusal saying which rule and h
 - ``draft`` runs only on the simulator, and is not approved (approve the file once it says
   ``status: approved``: approving a draft would approve bytes that can never run);
 - ``approved`` runs on the simulator as is, and on a real device only with an approval record
-  for its exact SHA-256.
+  for its exact SHA-256 — made here (``approval``) or received from the clinic server
+  (``received_approval``) — and no revocation of it (``revocation`` here, or
+  ``received_revocation``). A revoked file is never approved again: approve a new version;
+- with a clinic server configured, a station that has not pulled from it for
+  ``server.offline_days`` days refuses approved protocols on a real device (a revocation it has
+  not received could be waiting) until it pulls again.
 
 The ``protocols`` package is imported lazily, so this module imports without it.
 """
@@ -24,8 +29,13 @@ from typing import Any
 
 from controller.records import coverage
 from controller.records.errors import InvalidRecordError, RecordsError
+from controller.records.received import received
 from controller.records.store import RecordStore
 from controller.records.validation import SHA256_HEX
+
+#: The kind of a revocation made on this station (one made on the clinic server arrives as
+#: ``received_revocation``).
+REVOCATION = "revocation"
 
 _APPROVAL_SELECT = (
     "SELECT id, sha256, protocol_id, protocol_version, approved_by, approved_at, file_path "
@@ -69,9 +79,26 @@ def _row(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[
     return [Approval(*r) for r in conn.execute(f"{_APPROVAL_SELECT} {where}", params)]
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """An approval withdrawn: here (``where`` "this station") or on the clinic server."""
+
+    sha256: str
+    protocol_id: str
+    protocol_version: int
+    revoked_by: str
+    revoked_at: str
+    reason: str
+    where: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def _chained(store: RecordStore) -> list[Approval]:
-    """Every approval the hash chain proves, oldest first. The ``approvals`` table is only an
-    index: a row the chain does not hold (one INSERT behind epm's back) is never honoured."""
+    """Every approval the hash chain proves, oldest first: made here, or received from the
+    clinic server. The ``approvals`` table is only an index of the ones made here: a row the
+    chain does not hold (one INSERT behind epm's back) is never honoured."""
     with store.read_connection() as conn:
         items = coverage.chained_approvals(conn)
     found: dict[str, Approval] = {}
@@ -81,13 +108,86 @@ def _chained(store: RecordStore) -> list[Approval]:
         except (KeyError, TypeError):
             continue
         found.setdefault(str(approval.sha256).lower(), approval)
-    return sorted(found.values(), key=lambda a: a.id)
+    local = sorted(found.values(), key=lambda a: a.id)
+    clinic: list[Approval] = []
+    for got in received(store, ("approval",)):
+        try:
+            approval = Approval(
+                got.event_id,
+                str(got.data["sha256"]).lower(),
+                str(got.data["protocol_id"]),
+                int(got.data["protocol_version"]),
+                str(got.data.get("approved_by", got.made_by)),
+                got.created_at,
+                f"the clinic server (ledger position {got.server_position}, file "
+                f"{got.data.get('file_name', '?')})",
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        if approval.sha256 not in found:
+            found[approval.sha256] = approval
+            clinic.append(approval)
+    return local + clinic
 
 
-def is_approved(store: RecordStore, sha256: str) -> Approval | None:
-    """The approval of exactly these file bytes that the chain proves, or ``None``."""
+def revocations(store: RecordStore) -> dict[str, Revocation]:
+    """Every revocation the chain proves (made here or received), by SHA-256; the first."""
+    found: dict[str, Revocation] = {}
+    for event in store.events_outside_sessions():
+        if event.kind != REVOCATION:
+            continue
+        data = event.data
+        try:
+            found.setdefault(
+                str(data["sha256"]).lower(),
+                Revocation(
+                    str(data["sha256"]).lower(),
+                    str(data["protocol_id"]),
+                    int(data["protocol_version"]),
+                    str(data["revoked_by"]),
+                    str(data["revoked_at"]),
+                    str(data["reason"]),
+                    "this station",
+                ),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    for got in received(store, ("revocation",)):
+        data = got.data
+        try:
+            found.setdefault(
+                str(data["sha256"]).lower(),
+                Revocation(
+                    str(data["sha256"]).lower(),
+                    str(data.get("protocol_id", "?")),
+                    int(data.get("protocol_version", 0)),
+                    str(data.get("revoked_by", got.made_by)),
+                    got.created_at,
+                    str(data.get("reason", "")),
+                    f"the clinic server (ledger position {got.server_position})",
+                ),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return found
+
+
+def revocation_of(store: RecordStore, sha256: str) -> Revocation | None:
+    """The revocation of exactly these file bytes, or ``None``."""
+    return revocations(store).get(sha256.lower())
+
+
+def is_approved(
+    store: RecordStore, sha256: str, *, include_revoked: bool = False
+) -> Approval | None:
+    """The approval of exactly these file bytes that the chain proves, or ``None`` — also when
+    it was revoked since, unless ``include_revoked`` (a report of a session run before the
+    revocation shows the approval it ran under)."""
     wanted = sha256.lower()
-    return next((a for a in _chained(store) if a.sha256 == wanted), None)
+    found = next((a for a in _chained(store) if a.sha256 == wanted), None)
+    if found is None or include_revoked:
+        return found
+    return None if revocation_of(store, wanted) is not None else found
 
 
 def approvals_for(
@@ -146,6 +246,11 @@ def approve(
     if not SHA256_HEX.match(sha):
         raise InvalidRecordError(f"the loader gave no valid SHA-256 for {path} ({sha!r})")
     protocol = load_result.protocol
+    revoked = revocation_of(store, sha)
+    if revoked is not None:
+        raise ApprovalRefusedError(
+            [_revoked_rule(revoked, f"{protocol.id} version {protocol.version}")]
+        )
     existing = is_approved(store, sha)
     if existing is not None:
         return existing, False
@@ -166,10 +271,89 @@ def approve(
         return approval, True
 
 
-def check_runnable(load_result: Any, device_is_simulator: bool, store: RecordStore) -> list[str]:
+def _revoked_rule(revoked: Revocation, name: str) -> str:
+    return (
+        f"rule: a revoked approval is never honoured and never made again — {name} "
+        f"(sha256 {revoked.sha256[:12]}…) was revoked by {revoked.revoked_by} on "
+        f"{revoked.revoked_at[:10]} ({revoked.where}): {revoked.reason}. Use the protocol's "
+        "current version, or have a corrected version approved"
+    )
+
+
+def revoke(
+    store: RecordStore,
+    sha256: str,
+    *,
+    protocol_id: str,
+    protocol_version: int,
+    by: str,
+    reason: str,
+) -> tuple[Revocation, bool]:
+    """Record on this station that ``by`` withdrew the approval of these file bytes (a
+    chained ``revocation`` event); (the revocation, whether it is new)."""
+    name = by.strip() if isinstance(by, str) else ""
+    why = reason.strip() if isinstance(reason, str) else ""
+    if not name:
+        raise InvalidRecordError("the revoker's name is empty: give it with --by NAME")
+    if not why:
+        raise InvalidRecordError("a revocation needs its reason: give it with --reason TEXT")
+    if len(name) > 120 or len(why) > 2000:
+        raise InvalidRecordError("the name (120) or the reason (2000 characters) is too long")
+    sha = sha256.lower()
+    existing = revocation_of(store, sha)
+    if existing is not None:
+        return existing, False
+    with store.write_transaction() as conn:
+        data: dict[str, Any] = {
+            "sha256": sha,
+            "protocol_id": protocol_id,
+            "protocol_version": int(protocol_version),
+            "revoked_by": name,
+            "revoked_at": store.now(),
+            "reason": why,
+        }
+        store.append_ledger_event(conn, REVOCATION, data)
+    return Revocation(**data, where="this station"), True
+
+
+def offline_refusal(store: RecordStore, max_days: int, now: Any = None) -> str | None:
+    """With a clinic server configured: why approved protocols may not run on a real device
+    because this station has not pulled for ``max_days`` days (``None``: it has)."""
+    from controller.records.sync_state import pulled_days_ago, read_state
+
+    state = read_state(store)
+    from controller.records.models import parse_iso
+
+    now = now or parse_iso(store.now())  # the store's clock, as every record's time
+    days = pulled_days_ago(state, now)
+    if days is None:
+        return (
+            "rule: with a clinic server configured, approved protocols run on a real device "
+            "only once the station has pulled the clinic's approvals and revocations — it "
+            "never has: run `epm sync --once` (or check the server connection on the home "
+            "screen)"
+        )
+    if days >= max_days:
+        return (
+            f"rule: a station that has not pulled from the clinic server for {max_days} days "
+            "runs no approved protocol on a real device (a revocation could be waiting) — "
+            f"last pulled {(state.last_pull_at or '')[:16].replace('T', ' ')} UTC, {days:.0f} days "
+            "ago: connect it and run `epm sync --once` (server.offline_days sets the limit)"
+        )
+    return None
+
+
+def check_runnable(
+    load_result: Any,
+    device_is_simulator: bool,
+    store: RecordStore,
+    *,
+    offline_days: int | None = None,
+) -> list[str]:
     """Reasons this loaded protocol may not run on this device (empty: it may).
 
-    Each reason names the rule and how to fix it.
+    Each reason names the rule and how to fix it. ``offline_days`` (with a clinic server
+    configured: ``server.offline_days``) applies the rule on stations that stopped pulling.
     """
     label = _file_label(load_result)
     if not load_result.ok or load_result.protocol is None:
@@ -194,6 +378,13 @@ def check_runnable(load_result: Any, device_is_simulator: bool, store: RecordSto
             f"`status: {status}`; have it reviewed, set `status: approved` (with approved_by and "
             f"approved_on), then run `epm approve {label} --by NAME`"
         ]
+    revoked = revocation_of(store, str(load_result.sha256))
+    if revoked is not None:
+        return [_revoked_rule(revoked, name)]
+    if offline_days is not None:
+        stale = offline_refusal(store, offline_days)
+        if stale:
+            return [stale]
     if is_approved(store, str(load_result.sha256)) is None:
         reason = (
             "rule: on a real device a protocol runs only as approved — this file changed since "

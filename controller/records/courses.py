@@ -12,6 +12,10 @@ Rules (a careful clinic's, written down in docs/records.md):
   ``maintenance_interval_days``. A protocol without a maintenance interval ends in phase
   ``complete`` with no due date.
 - Dates are local calendar dates of the session's start.
+- With a clinic server, the other treatment rooms' sessions of the client (as last pulled,
+  ``remote_sessions``) count by the same rules: a course runs across rooms. A client code the
+  clinic flagged (claimed under two names) counts this station's sessions only, and says so,
+  until a technician resolves it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from controller.records.models import parse_iso
+from controller.records.received import conflicted_codes
 from controller.records.store import RecordStore
+from controller.records.sync_state import remote_sessions
 
 PHASE_NOT_STARTED = "not started"
 PHASE_COURSE = "course"
@@ -78,7 +84,13 @@ def course_progress(
     maintenance = course.maintenance_interval_days
     if today is None:
         today = parse_iso(upto).astimezone().date() if upto else dt.date.today()
-    sessions = store.list_sessions(client=client_code, protocol_id=protocol.id)
+    sessions: list[Any] = list(store.list_sessions(client=client_code, protocol_id=protocol.id))
+    flagged = conflicted_codes(store).get(client_code.strip())
+    elsewhere = 0
+    if flagged is None:
+        others = remote_sessions(store, client_code, protocol.id)
+        elsewhere = len(others)
+        sessions += others
     if upto is not None:
         sessions = [s for s in sessions if s.started_at <= upto]
     real = [s for s in sessions if not s.simulated]
@@ -92,6 +104,15 @@ def course_progress(
     note = f" {not_counted} other session(s) ended early and do not count." if not_counted else ""
     if simulated:
         note += f" {simulated} simulated session(s) on the simulator do not count."
+    if elsewhere:
+        note += f" Includes {elsewhere} session(s) in other treatment rooms (clinic server)."
+    if flagged is not None:
+        names = ", ".join(str(n) for n in flagged.get("names", []) or [])
+        note += (
+            f" Client code {client_code.strip()} is flagged on the clinic server: it was "
+            f"created under different names ({names}); other rooms' sessions do not count "
+            "here until a technician resolves it (epm server resolve-client)."
+        )
     if last_date is None:
         return CourseProgress(
             protocol.id,

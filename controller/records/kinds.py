@@ -70,4 +70,18 @@ EVENT_KINDS: dict[str, str] = {
     "it, trusted as of the upgrade (data: approvals, note, sessions_before)",
     "client_amended": "a client's name set or corrected once the client has a closed session "
     "(data: code, name, previous, by, reason)",
+    "revocation": "epm approve --revoke on this station withdrew an approval (data: sha256, "
+    "protocol_id, protocol_version, revoked_by, revoked_at, reason); the file never runs on a "
+    "real device again",
+    # Received from the clinic server's ledger (controller/server/pull.py); data: clinic_id,
+    # server_position, server_hash, station_id, made_by, created_at, data (the ledger row's):
+    "received_approval": "an approval made on the clinic server (data.data: sha256, "
+    "protocol_id, protocol_version, approved_by, file_name); honoured like one made here",
+    "received_revocation": "a revocation made on the clinic server (data.data: sha256, "
+    "protocol_id, protocol_version, revoked_by, reason)",
+    "received_client": "a client code a station claimed, with its name (data.data: code, name)",
+    "received_client_conflict": "the server flagged a client code claimed under two names "
+    "(data.data: code, names, stations); no session under it joins another room's course",
+    "received_client_resolved": "a technician said which name a flagged code belongs to "
+    "(data.data: code, name, by, reason)",
 }

@@ -332,6 +332,43 @@ def _create_station_id(conn: sqlite3.Connection) -> None:
     )
 
 
+#: Version 5: what the station knows of the clinic server. Neither table is a record: both are
+#: the sync's working state, rebuilt from the server when lost, and never part of the chain.
+#: ``sync_state`` (one row): the last position the server confirmed holding of this station's
+#: chain and when, the last complete pull and the cursor of the sessions pulled, and since when
+#: the server has been failing with what. ``remote_sessions``: the other stations' sessions as
+#: last pulled (for course progress across rooms). What is pulled that must be proven
+#: (approvals, revocations, clients) is appended to the chain as received events instead.
+_V5 = """
+CREATE TABLE sync_state (
+    singleton        INTEGER PRIMARY KEY CHECK (singleton = 1),
+    clinic_id        TEXT NOT NULL DEFAULT '',
+    pushed_position  INTEGER NOT NULL DEFAULT 0,
+    last_push_at     TEXT,
+    last_pull_at     TEXT,
+    sessions_txid    INTEGER NOT NULL DEFAULT 0,
+    failing_since    TEXT,
+    last_error       TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO sync_state (singleton) VALUES (1);
+
+CREATE TABLE remote_sessions (
+    station_id        TEXT NOT NULL,
+    session_id        INTEGER NOT NULL,
+    station_name      TEXT NOT NULL DEFAULT '',
+    client_code       TEXT NOT NULL,
+    protocol_id       TEXT NOT NULL,
+    protocol_version  INTEGER NOT NULL,
+    started_at        TEXT NOT NULL,
+    simulated         INTEGER NOT NULL,
+    outcome           TEXT NOT NULL,
+    ended_at          TEXT,
+    PRIMARY KEY (station_id, session_id)
+);
+CREATE INDEX remote_sessions_by_client ON remote_sessions (client_code, protocol_id);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "clients, sessions, steps, hash-chained events, decimated telemetry", _V1),
     Migration(2, "protocol approvals; practitioner's notes on sessions", _V2),
@@ -343,6 +380,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _chain_existing_approvals,
     ),
     Migration(4, "the station's id (UUID4, never changed)", _V4, _create_station_id),
+    Migration(5, "the clinic server's sync state; other stations' sessions as last pulled", _V5),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

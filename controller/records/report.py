@@ -20,7 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from controller.records.approvals import Approval
+from controller.records.approvals import Approval, is_approved
 from controller.records.chain import VerifyReport
 from controller.records.courses import CourseProgress, course_progress
 from controller.records.documents import (
@@ -86,7 +86,7 @@ def read_report_input(
         summary=summary,
         events=events,
         telemetry=telemetry,
-        approval=store.is_approved(session.protocol_sha256),
+        approval=is_approved(store, session.protocol_sha256, include_revoked=True),
         course=course,
         verified=report.ok,
         verify_reason=None if report.ok else report.reason,

@@ -131,18 +131,243 @@ CREATE TRIGGER events_link BEFORE INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION epm_events_link();
 """
 
+#: Version 3: the clinic's own ledger and the sessions of every station.
+#:
+#: ``clinic_events`` is the clinic's hash chain, kept by the server: approvals, revocations,
+#: client codes claimed by a station, conflicts between two claims, and their resolutions.
+#: Only :func:`epm_clinic_append` writes it (SECURITY DEFINER: no role may INSERT directly),
+#: under one advisory lock, so positions commit in order; each row's hash is
+#: ``sha256(prev_hash \n position \n kind \n created_at \n station_id \n data)`` (hex; an
+#: empty station id for the server's own rows), checked again by every station that pulls
+#: it. A technician (member of ``epm_technician``) may append approvals, revocations and
+#: resolutions; a station (``epm_station``) only its clients. Appending what the ledger
+#: already says (the same approval, revocation or claim) returns the position it has.
+#:
+#: ``clinic`` holds the server's own id (a UUID made once): a station's received events name it,
+#: so a station pointed at another server never mixes the two ledgers' positions.
+#:
+#: ``sessions`` is derived from ``events`` by a trigger: one row per station session, its
+#: outcome set by ``session_end``; ``txid`` is the transaction that last changed the row, so
+#: a station pulls changes in order and none committed late is missed (see
+#: :mod:`controller.server.sync`). The v1 tables ``approvals``, ``revocations`` and
+#: ``clients`` become views of the ledger.
+_V3 = """
+CREATE TABLE clinic (
+    singleton  integer PRIMARY KEY CHECK (singleton = 1),
+    clinic_id  uuid NOT NULL DEFAULT gen_random_uuid()
+);
+INSERT INTO clinic (singleton) VALUES (1);
+
+DROP TABLE revocations;
+DROP TABLE approvals;
+DROP TABLE clients;
+
+CREATE TABLE clinic_events (
+    position    bigint PRIMARY KEY CHECK (position >= 1),
+    kind        text NOT NULL,
+    data        text NOT NULL,
+    station_id  uuid REFERENCES stations(station_id),
+    made_by     text NOT NULL,
+    created_at  text NOT NULL,
+    prev_hash   char(64) NOT NULL,
+    hash        char(64) NOT NULL
+);
+CREATE INDEX clinic_events_by_kind ON clinic_events (kind);
+CREATE TRIGGER clinic_events_append_only BEFORE UPDATE OR DELETE ON clinic_events
+    FOR EACH ROW EXECUTE FUNCTION epm_events_append_only();
+
+CREATE FUNCTION epm_norm(value text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT nullif(lower(regexp_replace(btrim(coalesce(value, '')), '\\s+', ' ', 'g')), '')
+$$;
+
+CREATE FUNCTION epm_clinic_insert(p_kind text, p_data text, p_station uuid) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    last_position bigint;
+    last_hash char(64);
+    at text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    new_position bigint;
+BEGIN
+    SELECT position, hash INTO last_position, last_hash FROM clinic_events
+        ORDER BY position DESC LIMIT 1;
+    new_position := coalesce(last_position, 0) + 1;
+    last_hash := coalesce(last_hash, repeat('0', 64));
+    INSERT INTO clinic_events (position, kind, data, station_id, made_by, created_at,
+                               prev_hash, hash)
+    VALUES (new_position, p_kind, p_data, p_station, session_user, at, last_hash,
+            encode(sha256(convert_to(last_hash || E'\\n' || new_position::text || E'\\n' ||
+                p_kind || E'\\n' || at || E'\\n' || coalesce(p_station::text, '') || E'\\n' ||
+                p_data, 'UTF8')), 'hex'));
+    RETURN new_position;
+END;
+$$;
+REVOKE ALL ON FUNCTION epm_clinic_insert(text, text, uuid) FROM PUBLIC;
+
+CREATE FUNCTION epm_clinic_append(p_kind text, p_data text, p_station uuid) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    d jsonb := p_data::jsonb;
+    technician boolean := pg_has_role(session_user, 'epm_technician', 'MEMBER');
+    station boolean := pg_has_role(session_user, 'epm_station', 'MEMBER');
+    found bigint;
+    names text[];
+    latest_resolution text;
+BEGIN
+    IF p_kind IN ('approval', 'revocation', 'client_resolved') THEN
+        IF NOT technician THEN
+            RAISE EXCEPTION 'only a technician (a member of epm_technician) may record a %',
+                replace(p_kind, '_', ' ') USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    ELSIF p_kind = 'client' THEN
+        IF NOT (technician OR station) THEN
+            RAISE EXCEPTION 'only a station (a member of epm_station) may claim a client code'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    ELSE
+        RAISE EXCEPTION 'the clinic ledger has no event kind %', p_kind;
+    END IF;
+    IF jsonb_typeof(d) <> 'object' THEN
+        RAISE EXCEPTION 'clinic event data must be a JSON object';
+    END IF;
+    PERFORM pg_advisory_xact_lock(1162890545, 0);
+    IF p_kind = 'approval' THEN
+        SELECT position INTO found FROM clinic_events WHERE kind IN ('approval', 'revocation')
+            AND data::jsonb->>'sha256' = d->>'sha256' ORDER BY position LIMIT 1;
+        IF found IS NOT NULL THEN
+            IF (SELECT kind FROM clinic_events WHERE position = found) = 'revocation' THEN
+                RAISE EXCEPTION 'the protocol file % was revoked (position %): a revoked file is '
+                    'never approved again; approve a new version of it', d->>'sha256', found;
+            END IF;
+            IF EXISTS (SELECT 1 FROM clinic_events WHERE kind = 'revocation'
+                       AND data::jsonb->>'sha256' = d->>'sha256') THEN
+                RAISE EXCEPTION 'the protocol file % was revoked: a revoked file is never '
+                    'approved again; approve a new version of it', d->>'sha256';
+            END IF;
+            RETURN found;
+        END IF;
+    ELSIF p_kind = 'revocation' THEN
+        SELECT position INTO found FROM clinic_events WHERE kind = 'revocation'
+            AND data::jsonb->>'sha256' = d->>'sha256' LIMIT 1;
+        IF found IS NOT NULL THEN
+            RETURN found;
+        END IF;
+    ELSIF p_kind = 'client' THEN
+        SELECT position INTO found FROM clinic_events WHERE kind = 'client'
+            AND data::jsonb->>'code' = d->>'code'
+            AND station_id IS NOT DISTINCT FROM p_station
+            AND epm_norm(data::jsonb->>'name') IS NOT DISTINCT FROM epm_norm(d->>'name')
+            LIMIT 1;
+        IF found IS NOT NULL THEN
+            RETURN found;
+        END IF;
+    END IF;
+    found := epm_clinic_insert(p_kind, p_data, p_station);
+    IF p_kind = 'client' AND epm_norm(d->>'name') IS NOT NULL THEN
+        SELECT array_agg(DISTINCT epm_norm(data::jsonb->>'name') ORDER BY
+                         epm_norm(data::jsonb->>'name'))
+            INTO names FROM clinic_events WHERE kind = 'client'
+            AND data::jsonb->>'code' = d->>'code' AND epm_norm(data::jsonb->>'name') IS NOT NULL;
+        SELECT epm_norm(data::jsonb->>'name') INTO latest_resolution FROM clinic_events
+            WHERE kind = 'client_resolved' AND data::jsonb->>'code' = d->>'code'
+            ORDER BY position DESC LIMIT 1;
+        IF array_length(names, 1) > 1 AND latest_resolution IS DISTINCT FROM
+                epm_norm(d->>'name') THEN
+            PERFORM epm_clinic_insert('client_conflict', jsonb_build_object(
+                'code', d->>'code',
+                'names', (SELECT jsonb_agg(DISTINCT data::jsonb->>'name') FROM clinic_events
+                          WHERE kind = 'client' AND data::jsonb->>'code' = d->>'code'),
+                'stations', (SELECT jsonb_agg(DISTINCT station_id) FROM clinic_events
+                             WHERE kind = 'client' AND data::jsonb->>'code' = d->>'code')
+            )::text, NULL);
+        END IF;
+    END IF;
+    RETURN found;
+END;
+$$;
+REVOKE ALL ON FUNCTION epm_clinic_append(text, text, uuid) FROM PUBLIC;
+
+CREATE VIEW approvals AS
+    SELECT position, data::jsonb->>'sha256' AS sha256, data::jsonb->>'protocol_id' AS protocol_id,
+           (data::jsonb->>'protocol_version')::integer AS protocol_version,
+           data::jsonb->>'approved_by' AS approved_by, created_at AS approved_at, station_id
+    FROM clinic_events WHERE kind = 'approval';
+CREATE VIEW revocations AS
+    SELECT position, data::jsonb->>'sha256' AS sha256, data::jsonb->>'revoked_by' AS revoked_by,
+           created_at AS revoked_at, data::jsonb->>'reason' AS reason, station_id
+    FROM clinic_events WHERE kind = 'revocation';
+CREATE VIEW clients AS
+    SELECT data::jsonb->>'code' AS code, min(position) AS first_position,
+           count(DISTINCT epm_norm(data::jsonb->>'name')) > 1 AS names_differ
+    FROM clinic_events WHERE kind = 'client' GROUP BY data::jsonb->>'code';
+
+CREATE TABLE sessions (
+    station_id        uuid NOT NULL REFERENCES stations(station_id),
+    session_id        bigint NOT NULL,
+    client_code       text NOT NULL,
+    protocol_id       text NOT NULL,
+    protocol_version  integer NOT NULL,
+    started_at        text NOT NULL,
+    simulated         boolean NOT NULL,
+    outcome           text NOT NULL DEFAULT 'running',
+    ended_at          text,
+    txid              bigint NOT NULL,
+    PRIMARY KEY (station_id, session_id)
+);
+CREATE INDEX sessions_by_txid ON sessions (txid);
+CREATE INDEX sessions_by_client ON sessions (client_code);
+
+CREATE FUNCTION epm_sessions_follow() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    d jsonb := NEW.data::jsonb;
+BEGIN
+    IF NEW.kind = 'session_started' THEN
+        INSERT INTO sessions (station_id, session_id, client_code, protocol_id,
+                              protocol_version, started_at, simulated, txid)
+        VALUES (NEW.station_id, NEW.session_id, d->>'client_code', d->>'protocol_id',
+                (d->>'protocol_version')::integer, coalesce(d->>'started_at', NEW.wall_time),
+                coalesce((d->>'simulated')::boolean, false),
+                pg_current_xact_id()::text::bigint)
+        ON CONFLICT (station_id, session_id) DO NOTHING;
+    ELSIF NEW.kind = 'session_end' THEN
+        UPDATE sessions SET outcome = d->>'outcome', ended_at = NEW.wall_time,
+                            txid = pg_current_xact_id()::text::bigint
+            WHERE station_id = NEW.station_id AND session_id = NEW.session_id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER events_follow_sessions AFTER INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION epm_sessions_follow();
+"""
+
 SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
     ServerMigration(1, "stations, events, approvals, revocations, clients", _V1),
     ServerMigration(2, "the server refuses an event that does not continue its chain", _V2),
+    ServerMigration(3, "the clinic ledger (approvals, revocations, clients); every session", _V3),
 )
 LATEST_SERVER_VERSION = SERVER_MIGRATIONS[-1].version
 
 #: Role -> tables it may INSERT into (both may SELECT every table; nothing else).
 ROLES: dict[str, tuple[str, ...]] = {
     "epm_station": ("stations", "events"),
-    "epm_technician": ("stations", "events", "approvals", "revocations"),
+    "epm_technician": ("stations", "events"),
 }
-TABLES = ("schema_version", "stations", "events", "approvals", "revocations", "clients")
+#: What both roles may read.
+TABLES = (
+    "schema_version",
+    "clinic",
+    "stations",
+    "events",
+    "clinic_events",
+    "sessions",
+    "approvals",
+    "revocations",
+    "clients",
+)
+#: Both roles may append to the clinic ledger through this function (it checks who may append
+#: what); nobody may call ``epm_clinic_insert`` but the functions themselves.
+APPEND_FUNCTION = "epm_clinic_append(text, text, uuid)"
 
 #: One lock id for every epm schema change on a server (pg_advisory_xact_lock).
 _LOCK_ID = 0x45504D31  # "EPM1"
@@ -246,6 +471,7 @@ def ensure_roles(conn: Any) -> list[str]:
             conn.execute(f"REVOKE ALL ON {', '.join(TABLES)} FROM {role}")
             conn.execute(f"GRANT SELECT ON {', '.join(TABLES)} TO {role}")
             conn.execute(f"GRANT INSERT ON {', '.join(writable)} TO {role}")
+            conn.execute(f"GRANT EXECUTE ON FUNCTION {APPEND_FUNCTION} TO {role}")
     return created
 
 

@@ -290,3 +290,77 @@ def push(
     finally:
         if own:
             conn.close()
+
+
+# --- one whole sync: push, claims, pull ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What :func:`sync_once` did."""
+
+    push: PushResult
+    claimed: int
+    ledger_taken: int
+    sessions_taken: int
+
+
+def sync_once(
+    store: Any,
+    conn_or_url: Any,
+    *,
+    batch: int = DEFAULT_BATCH,
+    name: str | None = None,
+) -> SyncResult:
+    """Push the station's chain, claim its clients, pull the clinic ledger and the other
+    stations' sessions; keep the outcome in the sync state (:mod:`controller.server.state`).
+    Every step is idempotent and resumable: an interruption anywhere leaves whole transactions
+    and the next sync goes on from there. A failure is recorded (``failing_since``,
+    ``last_error``) and raised as :class:`ServerError`."""
+    import psycopg
+
+    from controller.records.sync_state import read_state, record_failure, write_state
+    from controller.server import pull as pulling
+
+    own = isinstance(conn_or_url, str)
+    try:
+        conn = connect(conn_or_url) if own else conn_or_url
+    except ServerError as exc:
+        record_failure(store, str(exc), store.now())
+        raise
+    try:
+        pushed = push(store, conn, batch=batch, name=name)
+        write_state(store, pushed_position=pushed.server_position, last_push_at=store.now())
+        claimed = pulling.push_claims(store, conn, pushed.station_id)
+        taken = pulling.pull_ledger(store, conn)
+        if taken:  # what was received is the station's chain too: the server holds it all
+            again = push(store, conn, batch=batch, name=name)
+            pushed = PushResult(
+                again.station_id,
+                pushed.sent + again.sent,
+                again.server_position,
+                pushed.batches + again.batches,
+            )
+            write_state(store, pushed_position=pushed.server_position, last_push_at=store.now())
+        state = read_state(store)
+        clinic = pulling.clinic_id(conn)
+        cursor = state.sessions_txid if state.clinic_id == clinic else 0
+        sessions = pulling.pull_sessions(store, conn, pushed.station_id, cursor)
+        write_state(
+            store,
+            clinic_id=clinic,
+            last_pull_at=store.now(),
+            failing_since=None,
+            last_error="",
+        )
+        return SyncResult(pushed, claimed, taken, sessions)
+    except psycopg.Error as exc:
+        error = ServerError(f"the clinic server failed: {_first_line(exc)}")
+        record_failure(store, str(error), store.now())
+        raise error from exc
+    except ServerError as exc:
+        record_failure(store, str(exc), store.now())
+        raise
+    finally:
+        if own:
+            conn.close()

@@ -41,6 +41,7 @@ def test_show_on_a_new_folder_lists_the_defaults_and_creates_nothing(epm: Run, d
         "practitioner.default": ["default", '"" (the login name)'],
         "report.paper": ["default", "A4"],
         "server.url": ["default", '""'],
+        "server.offline_days": ["default", "7"],
         "station.id": ["records", "none yet (made with the records database) (read-only)"],
     }
     assert not data.exists()
@@ -79,6 +80,7 @@ def test_show_as_json(epm: Run, data: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "practitioner.default",
         "report.paper",
         "server.url",
+        "server.offline_days",
     ]
     assert document["keys"]["device.baud"] == {
         "value": 9600,
@@ -134,7 +136,7 @@ def test_set_notes_an_environment_variable_that_overrides_the_key(
             ("set", "clinic.nmae", "x"),
             "epm config set: error: unknown key 'clinic.nmae' (did you mean clinic.name?): the "
             "known keys are clinic.name, clinic.contact, station.name, device.port, device.baud, "
-            "practitioner.default, report.paper, server.url\n",
+            "practitioner.default, report.paper, server.url, server.offline_days\n",
         ),
         (
             ("unset", "mail.server"),
@@ -278,3 +280,14 @@ def test_create_app_takes_port_baud_and_practitioner_from_the_file(
         assert app.device.baud == 57600 and app.practitioner == "Flag Name"
     finally:
         app.close_resources()
+
+
+def test_max_offline_days_takes_a_number_of_days(epm: Run, data: Path) -> None:
+    assert epm("config", "set", "server.offline_days", "3", "--data-dir", str(data))[0] == 0
+    code, out, _ = epm("config", "show", "--data-dir", str(data))
+    assert any(
+        line.split()[:3] == ["server.offline_days", "file", "3"] for line in out.splitlines()
+    )
+    for bad in ("0", "400", "three", "-1"):
+        code, _, err = epm("config", "set", "server.offline_days", bad, "--data-dir", str(data))
+        assert code != 0 and "1 to 365" in err, (bad, err)

@@ -29,7 +29,7 @@ from tests.config.conftest import write
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN = (
     "clinic.name, clinic.contact, station.name, device.port, device.baud, "
-    "practitioner.default, report.paper, server.url"
+    "practitioner.default, report.paper, server.url, server.offline_days"
 )
 
 
@@ -45,7 +45,7 @@ def test_the_key_table_and_the_config_attributes_match() -> None:
     assert fields == {key.attr for key in KEYS}
     assert ", ".join(key.name for key in KEYS) == KNOWN
     defaults = Config.defaults()
-    assert [defaults.get(key.name) for key in KEYS] == ["", "", "", "", 115200, "", "A4", ""]
+    assert [defaults.get(key.name) for key in KEYS] == ["", "", "", "", 115200, "", "A4", "", 7]
     for key in KEYS:  # every example is a value the key takes
         assert key.check(key.example) == key.example
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
@@ -30,9 +32,14 @@ def test_init_creates_the_schema_and_the_roles(pg_url: str) -> None:
     report = init_server(pg_url)
     assert report.version == LATEST_SERVER_VERSION
     assert report.applied == tuple(range(1, LATEST_SERVER_VERSION + 1))
-    assert {"schema_version", "stations", "events", "approvals", "revocations", "clients"} <= (
-        tables(pg_url)
-    )
+    assert tables(pg_url) == {
+        "schema_version",
+        "clinic",
+        "stations",
+        "events",
+        "clinic_events",
+        "sessions",
+    }
     with psycopg.connect(pg_url) as conn:
         assert server_version(conn) == LATEST_SERVER_VERSION
         found = conn.execute(
@@ -72,41 +79,92 @@ def _insert_event(conn: psycopg.Connection, position: int = 1) -> None:
     )
 
 
+def login_as(pg_url: str, role: str, group: str) -> str:
+    """A URL of a new login role, member of ``group`` (the socket trusts local users). Roles
+    belong to the whole server, shared by the tests' databases: each name is made unique."""
+    role = f"{role}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN IN ROLE {group}")
+    return pg_url.replace("postgresql://postgres@", f"postgresql://{role}@")
+
+
 @pytest.mark.parametrize(
-    "statement", ["UPDATE events SET kind = 'x'", "DELETE FROM events"], ids=["update", "delete"]
+    "statement",
+    [
+        "UPDATE events SET kind = 'x'",
+        "DELETE FROM events",
+        "DELETE FROM clinic_events",
+        "DELETE FROM sessions",
+        "INSERT INTO clinic_events VALUES (1, 'approval', '{}', NULL, 'x', 'x', 'x', 'x')",
+        "SELECT epm_clinic_insert('approval', '{}', NULL)",
+    ],
+    ids=["update", "delete", "delete-ledger", "delete-sessions", "insert-ledger", "insert-fn"],
 )
 def test_the_station_role_cannot_change_or_delete_events(pg_url: str, statement: str) -> None:
     init_server(pg_url)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("SET ROLE epm_station")
+    url = login_as(pg_url, "room_2", "epm_station")
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("INSERT INTO stations (station_id, name) VALUES (%s, 'Room 2')", (STATION,))
         _insert_event(conn)
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+
+
+def test_a_station_claims_clients_but_never_approves(pg_url: str) -> None:
+    init_server(pg_url)
+    url = login_as(pg_url, "room_2", "epm_station")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO stations (station_id, name) VALUES (%s, 'Room 2')", (STATION,))
+        (position,) = conn.execute(
+            "SELECT epm_clinic_append('client', %s, %s)",
+            ('{"code": "C-1", "name": "Ana"}', STATION),
+        ).fetchone()
+        assert position == 1
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only a technician"):
             conn.execute(
-                "INSERT INTO approvals (sha256, protocol_id, protocol_version, approved_by) "
-                "VALUES (%s, 'p', 1, 'x')",
-                (HASH,),
+                "SELECT epm_clinic_append('approval', %s, NULL)", (f'{{"sha256": "{HASH}"}}',)
             )
 
 
-def test_the_technician_role_writes_approvals_but_never_changes_events(pg_url: str) -> None:
+def test_the_technician_role_approves_and_revokes_but_never_changes_the_ledger(
+    pg_url: str,
+) -> None:
     init_server(pg_url)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("SET ROLE epm_technician")
-        conn.execute(
-            "INSERT INTO approvals (sha256, protocol_id, protocol_version, approved_by) "
-            "VALUES (%s, 'p', 1, 'Tech')",
-            (HASH,),
-        )
-        conn.execute(
-            "INSERT INTO revocations (sha256, revoked_by, reason) VALUES (%s, 'Tech', 'old')",
-            (HASH,),
-        )
+    url = login_as(pg_url, "dana", "epm_technician")
+    with psycopg.connect(url, autocommit=True) as conn:
+        approval = f'{{"sha256": "{HASH}", "protocol_id": "p", "protocol_version": 1}}'
+        first = conn.execute("SELECT epm_clinic_append('approval', %s, NULL)", (approval,))
+        again = conn.execute("SELECT epm_clinic_append('approval', %s, NULL)", (approval,))
+        assert first.fetchone() == again.fetchone() == (1,)
+        revoke = f'{{"sha256": "{HASH}", "revoked_by": "Dana", "reason": "old"}}'
+        assert conn.execute(
+            "SELECT epm_clinic_append('revocation', %s, NULL)", (revoke,)
+        ).fetchone() == (2,)
+        with pytest.raises(psycopg.errors.RaiseException, match="never approved again"):
+            conn.execute("SELECT epm_clinic_append('approval', %s, NULL)", (approval,))
+        rows = conn.execute("SELECT sha256, approved_by FROM approvals").fetchall()
+        assert [r[0] for r in rows] == [HASH]
+        made_by = conn.execute("SELECT made_by FROM clinic_events").fetchall()
+        assert [m[0].split("_")[0] for m in made_by] == ["dana", "dana"]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("DELETE FROM approvals")
+            conn.execute("DELETE FROM clinic_events")
+
+
+def test_two_names_under_one_client_code_are_flagged_on_the_server(pg_url: str) -> None:
+    init_server(pg_url)
+    other = "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for station in (STATION, other):
+            conn.execute("INSERT INTO stations (station_id) VALUES (%s)", (station,))
+        for station, name in ((STATION, "Ana Diaz"), (STATION, " ana  DIAZ "), (other, "Bo Li")):
+            conn.execute(
+                "SELECT epm_clinic_append('client', %s, %s)",
+                (f'{{"code": "C-7", "name": "{name}"}}', station),
+            )
+        kinds = conn.execute("SELECT kind FROM clinic_events ORDER BY position").fetchall()
+        assert [k[0] for k in kinds] == ["client", "client", "client_conflict"]
+        assert conn.execute("SELECT names_differ FROM clients").fetchall() == [(True,)]
 
 
 def test_events_are_append_only_even_for_the_owner(pg_url: str) -> None:

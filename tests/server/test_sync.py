@@ -204,14 +204,17 @@ def test_cli_sync_once(
         assert (code, err) == (0, "")
         code, out, err = epm("sync", "--once", pg_url, "--data-dir", str(data))
         assert (code, err) == (0, "")
+        # Its events, then the client code it claimed and received back from the ledger.
         assert out == (
-            f"sent {total} events; the server holds station {station_id} up to position {total}\n"
+            f"sent {total + 1} events (the server holds station {station_id} up to position "
+            f"{total + 1}); claimed 1 client code(s); took 1 clinic ledger event(s); 0 session "
+            "change(s) from other rooms\n"
         )
         code, _out, err = epm("config", "set", "server.url", pg_url, "--data-dir", str(data))
         assert (code, err) == (0, "")
         code, out, err = epm("sync", "--once", "--data-dir", str(data))
         assert (code, err) == (0, "")
-        assert out.startswith("sent 0 events;")
+        assert out.startswith("sent 0 events (")
     name = server.execute("SELECT name FROM stations WHERE station_id = %s", (station_id,))
     assert name.fetchone() == ("Room 3",)
 
@@ -231,7 +234,7 @@ def test_cli_refusal_is_one_line(
 def test_cli_without_once_or_server(epm: Run, tmp_path: Path) -> None:
     data = str(tmp_path / "room")
     code, _out, err = epm("sync", "--data-dir", data)
-    assert code == 2 and "--once" in err
+    assert code == 1 and "no clinic server" in err and "epm config set server.url" in err
     code, _out, err = epm("sync", "--once", "--data-dir", data)
     assert code == 1 and "no clinic server" in err
     code, _out, err = epm(

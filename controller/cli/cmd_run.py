@@ -114,7 +114,15 @@ def run(args: argparse.Namespace) -> int:
 
         simulator.register_url_handler()
 
+    from controller.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.data_dir)
+    except ConfigError as exc:
+        print(f"epm run: error: {exc}", file=sys.stderr)
+        return 1
     options = HeadlessOptions(
+        offline_days=int(config.server_offline_days) if config.server_url else None,
         protocol=args.protocol,
         client=args.client,
         port=args.port,

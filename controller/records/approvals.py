@@ -25,7 +25,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from controller.records import coverage
 from controller.records.errors import InvalidRecordError, RecordsError
@@ -348,12 +348,14 @@ def check_runnable(
     device_is_simulator: bool,
     store: RecordStore,
     *,
-    offline_days: int | None = None,
+    offline_days: int | Literal["store"] | None = "store",
 ) -> list[str]:
     """Reasons this loaded protocol may not run on this device (empty: it may).
 
-    Each reason names the rule and how to fix it. ``offline_days`` (with a clinic server
-    configured: ``server.offline_days``) applies the rule on stations that stopped pulling.
+    Each reason names the rule and how to fix it. ``offline_days`` applies the rule on
+    stations that stopped pulling from a clinic server: by default (``"store"``) the store's
+    own ``offline_days`` (set from ``server.offline_days`` when ``server.url`` is configured),
+    else none (``None``).
     """
     label = _file_label(load_result)
     if not load_result.ok or load_result.protocol is None:
@@ -381,6 +383,8 @@ def check_runnable(
     revoked = revocation_of(store, str(load_result.sha256))
     if revoked is not None:
         return [_revoked_rule(revoked, name)]
+    if offline_days == "store":
+        offline_days = store.offline_days
     if offline_days is not None:
         stale = offline_refusal(store, offline_days)
         if stale:

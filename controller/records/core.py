@@ -80,6 +80,11 @@ class StoreCore:
         self.data_dir = data_dir
         self.path = database_path(data_dir)
         self.exclusive = exclusive
+        #: With a clinic server configured, its ``server.offline_days`` (set by whoever opened
+        #: the store from the configuration: the app factory, ``epm run``); ``None``: no
+        #: server, no offline rule. :func:`controller.records.approvals.check_runnable`
+        #: applies it.
+        self.offline_days: int | None = None
         self._clock = clock
         self._monotonic = monotonic
         self._flush_interval_s = flush_interval_s

@@ -94,6 +94,9 @@ class HeadlessOptions:
     checklist_confirmed: bool = False
     sim_speed: float = 1.0
     reconnect_limit_s: float = RECONNECT_LIMIT_S
+    #: With a clinic server configured: its ``server.offline_days`` (see
+    #: ``RecordStore.offline_days``); ``None``: no server.
+    offline_days: int | None = None
 
 
 class JsonLines:
@@ -167,6 +170,7 @@ def run_headless(options: HeadlessOptions, out: TextIO) -> int:
         store = RecordStore.open(options.data_dir, exclusive=True)
     except RecordsError as exc:
         return _refused(emit, f"records: {exc}")
+    store.offline_days = options.offline_days
     try:
         recovered = store.recover_interrupted()  # first thing once the records are open
         if recovered:

@@ -61,6 +61,7 @@ from controller.ui.theme import DEFAULT_THEME, THEMES
 
 if TYPE_CHECKING:
     from controller.config import Config
+    from controller.server.worker import SyncWorker
     from controller.ui.practitioner.run import RunScreen
 
 #: Builds the session engine for a plan: ``SessionEngine(device, store, plan)`` by default.
@@ -240,9 +241,13 @@ class EpmApp(App[int]):
         connect_on_start: bool = True,
         poll_interval_s: float = 1.0,
         owns_resources: bool = False,
+        sync_worker: SyncWorker | None = None,
     ) -> None:
         super().__init__()
         self.store = store
+        #: The background sync with the clinic server (None: no server configured). Started
+        #: on mount, stopped before the records close.
+        self.sync_worker = sync_worker
         self.device = device
         self.library_path = Path(library_path)
         self.practitioner = practitioner
@@ -317,6 +322,8 @@ class EpmApp(App[int]):
                 severity="warning",
                 timeout=20,
             )
+        if self.sync_worker is not None:
+            self.sync_worker.start()
         if self._connect_on_start and self.device is not None:
             self.connect_device()
         elif self.device is None:
@@ -725,6 +732,8 @@ class EpmApp(App[int]):
             stop_engine(engine, "epm was closed")
         if self.device is not None:
             self.device.close()
+        if self.sync_worker is not None:
+            self.sync_worker.stop()
         if self._owns_resources:
             self.store.close()
 
@@ -812,6 +821,7 @@ def create_app(
     if store is None:
         kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
         store = RecordStore.open(data_dir, exclusive=True, **kwargs)
+    store.offline_days = int(config.server_offline_days) if config.server_url else None
     try:
         recovered = store.recover_interrupted()
         simulator.register_url_handler()
@@ -830,7 +840,13 @@ def create_app(
             name = getpass.getuser()
         except Exception:
             name = ""
+    sync_worker = None
+    if config.server_url:
+        from controller.server.worker import SyncWorker
+
+        sync_worker = SyncWorker(store, config.server_url, name=config.station_name or None)
     return EpmApp(
+        sync_worker=sync_worker,
         store=store,
         device=device,
         library_path=library_path,

@@ -172,6 +172,9 @@ def test_a_station_that_stopped_pulling_refuses_approved_protocols_on_a_real_dev
         refused = check_runnable(result, False, store, offline_days=7)
         assert refused and "7 days" in refused[0] and "epm sync --once" in refused[0]
         assert check_runnable(result, False, store, offline_days=10) == []
+        assert check_runnable(result, False, store) == []  # the store says: no server
+        store.offline_days = 7  # as the app and `epm run` set it from server.offline_days
+        assert check_runnable(result, False, store) == refused
         assert check_runnable(result, True, store, offline_days=7) == []
         sync_once(store, pg_url)
         assert check_runnable(result, False, store, offline_days=7) == []

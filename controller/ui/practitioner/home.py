@@ -84,6 +84,7 @@ class HomeScreen(Screen[None]):
                 yield Button("Device (d)", id="btn-device", compact=True)
             # Below the buttons: when it appears or goes, the buttons stay where they are.
             yield Static("", id="home-notice")
+            yield Static("", id="home-sync")
             yield Label("Today's sessions", id="today-title", classes="section-title")
             yield TodaySessions(id="today")
         yield EpmFooter()
@@ -93,9 +94,14 @@ class HomeScreen(Screen[None]):
         self.watch(self.epm, "connection", self._connection_changed, init=True)
         self.watch(self.epm, "device_status_seq", self._device_status_changed, init=True)
         self.set_interval(self.epm.poll_interval_s, self.refresh_device)
+        self.set_interval(self.epm.poll_interval_s, self.refresh_sync)
         self.refresh_today()
+        self.refresh_sync()
 
     def on_screen_resume(self) -> None:
+        if self.epm.sync_worker is not None:
+            self.epm.sync_worker.sync_now()  # a session may just have ended: send it now
+        self.refresh_sync()
         self.refresh_today()
         self.refresh_device()
         self.refresh_state()
@@ -148,6 +154,25 @@ class HomeScreen(Screen[None]):
         if not self.is_current:
             return  # hidden under another screen: refreshed again when it comes back
         self.query_one(DevicePanel).show(self.status_view())
+
+    def refresh_sync(self) -> None:
+        """The clinic server line (hidden without a server)."""
+        from controller.records.models import parse_iso
+        from controller.records.sync_state import read_state
+        from controller.ui.practitioner.sync_line import sync_line
+
+        line = self.query_one("#home-sync", Static)
+        offline_days = self.epm.store.offline_days
+        if offline_days is None:
+            line.display = False
+            return
+        try:
+            state = read_state(self.epm.store)
+        except Exception:  # a records problem must not take the home screen down
+            state = None
+        now = parse_iso(self.epm.store.now())  # the records clock, as the states it compares
+        line.update(sync_line(state, now, offline_days))
+        line.display = True
 
     def refresh_today(self) -> None:
         try:

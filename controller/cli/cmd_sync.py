@@ -86,6 +86,11 @@ def _describe(result: Any) -> str:
         parts.append(f"claimed {result.claimed} client code(s)")
     parts.append(f"took {result.ledger_taken} clinic ledger event(s)")
     parts.append(f"{result.sessions_taken} session change(s) from other rooms")
+    if result.documents_missing:
+        parts.append(
+            f"{len(result.documents_missing)} document(s) not sent (missing from reports/ or "
+            f"changed since written: {', '.join(result.documents_missing[:3])})"
+        )
     return "; ".join(parts)
 
 

@@ -20,6 +20,9 @@ ENV_VAR = "EPM_HOME"
 DB_FILENAME = "records.sqlite3"
 #: The lock file a session-running store holds (one controller per data folder).
 LOCK_FILENAME = "records.lock"
+#: The folder inside the data folder that holds the written documents (reports, handouts);
+#: the clinic server sync sends them from there.
+REPORTS_FOLDER = "reports"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 

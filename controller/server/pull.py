@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from controller.records.migrations import GENESIS_HASH
@@ -227,3 +228,51 @@ def pull_sessions(store: Any, conn: Any, station_id: str, cursor: int) -> int:
     ]
     store_remote_sessions(store, others, new_cursor)
     return len(others)
+
+
+# --- documents -----------------------------------------------------------------------------------
+
+DOCUMENT_KINDS = ("report_written", "handout_given")
+
+
+def push_documents(store: Any, conn: Any, station_id: str, server_position: int) -> list[str]:
+    """Send the documents (reports, handouts) this station handed out that the server does
+    not hold, from the data folder's ``reports/``, each in its own short transaction; only
+    those whose event the server already holds. Returns the file names that could not be sent
+    because the file is missing here or its bytes are not the recorded ones."""
+    from controller.records.paths import REPORTS_FOLDER
+
+    held = {
+        str(r[0])
+        for r in conn.execute("SELECT sha256 FROM documents WHERE station_id = %s", (station_id,))
+    }
+    with store.read_connection() as rconn:
+        rows = rconn.execute(
+            "SELECT session_id, kind, data FROM events WHERE kind IN (?, ?) AND id <= ? "
+            "ORDER BY id",
+            (*DOCUMENT_KINDS, server_position),
+        ).fetchall()
+    missing: list[str] = []
+    for session_id, kind, data_json in rows:
+        data = json.loads(data_json)
+        sha, name = str(data.get("sha256", "")), str(data.get("file", ""))
+        if sha in held or not name:
+            continue
+        path = store.data_dir / REPORTS_FOLDER / Path(name).name
+        try:
+            content = path.read_bytes()
+        except OSError:
+            missing.append(name)
+            continue
+        if hashlib.sha256(content).hexdigest() != sha:
+            missing.append(name)
+            continue
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO documents (station_id, sha256, session_id, kind, file_name, "
+                "content) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (station_id, sha256) DO NOTHING",
+                (station_id, sha, session_id, kind, name, content),
+            )
+        held.add(sha)
+    return missing

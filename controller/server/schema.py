@@ -341,17 +341,53 @@ CREATE TRIGGER events_follow_sessions AFTER INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION epm_sessions_follow();
 """
 
+#: Version 4: the documents a station handed out (session reports, aftercare handouts), as
+#: bytes. A row is refused unless its bytes have its SHA-256 and the station's chain on the
+#: server holds the ``report_written`` / ``handout_given`` event naming that SHA-256 for that
+#: session: a document on the server is always one the records know. Append-only.
+_V4 = """
+CREATE TABLE documents (
+    station_id   uuid NOT NULL REFERENCES stations(station_id),
+    sha256       char(64) NOT NULL,
+    session_id   bigint NOT NULL,
+    kind         text NOT NULL,
+    file_name    text NOT NULL,
+    content      bytea NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (station_id, sha256),
+    CHECK (encode(sha256(content), 'hex') = sha256)
+);
+CREATE TRIGGER documents_append_only BEFORE UPDATE OR DELETE ON documents
+    FOR EACH ROW EXECUTE FUNCTION epm_events_append_only();
+
+CREATE FUNCTION epm_documents_known() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM events WHERE station_id = NEW.station_id
+                   AND session_id = NEW.session_id AND kind = NEW.kind
+                   AND data::jsonb->>'sha256' = NEW.sha256) THEN
+        RAISE EXCEPTION 'station % session %: no % event names the document % on the server: '
+            'send the events first', NEW.station_id, NEW.session_id, NEW.kind, NEW.sha256;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER documents_known BEFORE INSERT ON documents
+    FOR EACH ROW EXECUTE FUNCTION epm_documents_known();
+"""
+
 SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
     ServerMigration(1, "stations, events, approvals, revocations, clients", _V1),
     ServerMigration(2, "the server refuses an event that does not continue its chain", _V2),
     ServerMigration(3, "the clinic ledger (approvals, revocations, clients); every session", _V3),
+    ServerMigration(4, "the documents handed out (reports, handouts), checked", _V4),
 )
 LATEST_SERVER_VERSION = SERVER_MIGRATIONS[-1].version
 
 #: Role -> tables it may INSERT into (both may SELECT every table; nothing else).
 ROLES: dict[str, tuple[str, ...]] = {
-    "epm_station": ("stations", "events"),
-    "epm_technician": ("stations", "events"),
+    "epm_station": ("stations", "events", "documents"),
+    "epm_technician": ("stations", "events", "documents"),
 }
 #: What both roles may read.
 TABLES = (
@@ -361,6 +397,7 @@ TABLES = (
     "events",
     "clinic_events",
     "sessions",
+    "documents",
     "approvals",
     "revocations",
     "clients",

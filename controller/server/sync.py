@@ -303,6 +303,8 @@ class SyncResult:
     claimed: int
     ledger_taken: int
     sessions_taken: int
+    #: Documents (reports, handouts) that could not be sent: missing here, or changed.
+    documents_missing: tuple[str, ...] = ()
 
 
 def sync_once(
@@ -346,6 +348,7 @@ def sync_once(
         clinic = pulling.clinic_id(conn)
         cursor = state.sessions_txid if state.clinic_id == clinic else 0
         sessions = pulling.pull_sessions(store, conn, pushed.station_id, cursor)
+        missing = pulling.push_documents(store, conn, pushed.station_id, pushed.server_position)
         write_state(
             store,
             clinic_id=clinic,
@@ -353,7 +356,7 @@ def sync_once(
             failing_since=None,
             last_error="",
         )
-        return SyncResult(pushed, claimed, taken, sessions)
+        return SyncResult(pushed, claimed, taken, sessions, tuple(missing))
     except psycopg.Error as exc:
         error = ServerError(f"the clinic server failed: {_first_line(exc)}")
         record_failure(store, str(error), store.now())

@@ -4,6 +4,7 @@ revocations, flagged client codes, and syncs that are interrupted, offline or ta
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -359,3 +360,44 @@ def test_epm_sync_runs_rounds_until_stopped(
     assert sleeps == [5.0, 5.0]
     with station(room) as a:
         assert_server_has(server, a)
+
+
+def test_handed_out_documents_reach_the_server_checked(
+    server: psycopg.Connection[Any], pg_url: str, tmp_path: Path
+) -> None:
+    from controller.records.documents import publish_document
+    from controller.records.paths import REPORTS_FOLDER
+
+    with station(tmp_path / "a") as a:
+        treat(a, "C-0042", 2)
+        folder = a.data_dir / REPORTS_FOLDER
+        folder.mkdir()
+        written = []
+        for session_id, kind in ((1, "report_written"), (2, "handout_given")):
+            pdf = f"%PDF-1.4 document of session {session_id}".encode()
+            path = folder / f"session-{session_id}-{kind}.pdf"
+            publish_document(
+                a, session_id, path, pdf, pages=1, paper="A4", document=kind, kind=kind
+            )
+            written.append((path, pdf))
+        written[1][0].write_bytes(b"%PDF-1.4 changed behind epm's back")
+        result = sync_once(a, pg_url)
+        assert result.documents_missing == (written[1][0].name,)
+        rows = server.execute(
+            "SELECT session_id, kind, file_name, content FROM documents ORDER BY session_id"
+        ).fetchall()
+        assert rows == [(1, "report_written", written[0][0].name, written[0][1])]
+        assert sync_once(a, pg_url).documents_missing == (written[1][0].name,)  # not doubled
+        assert server.execute("SELECT count(*) FROM documents").fetchone() == (1,)
+        station_id = a.station_id
+    with pytest.raises(psycopg.errors.CheckViolation):  # bytes that are not the SHA-256
+        server.execute(
+            "INSERT INTO documents VALUES (%s, %s, 2, 'handout_given', 'x.pdf', 'x')",
+            (station_id, hashlib.sha256(written[1][1]).hexdigest()),
+        )
+    with pytest.raises(psycopg.errors.RaiseException, match="no handout_given event"):
+        server.execute(
+            "INSERT INTO documents VALUES (%s, encode(sha256('y'), 'hex'), 2, "
+            "'handout_given', 'y.pdf', 'y')",
+            (station_id,),
+        )

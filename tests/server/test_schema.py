@@ -39,6 +39,7 @@ def test_init_creates_the_schema_and_the_roles(pg_url: str) -> None:
         "events",
         "clinic_events",
         "sessions",
+        "documents",
     }
     with psycopg.connect(pg_url) as conn:
         assert server_version(conn) == LATEST_SERVER_VERSION

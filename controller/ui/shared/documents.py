@@ -22,14 +22,13 @@ from controller.config import ConfigError, load_config
 from controller.records import RecordsError, RecordStore
 from controller.records.documents import ReportResult, ReportSettings
 from controller.records.export import OutputExistsError
+from controller.records.paths import REPORTS_FOLDER
 
 if TYPE_CHECKING:
     from textual.screen import Screen
 
 log = logging.getLogger(__name__)
 
-#: The folder inside the data folder that holds the written documents.
-REPORTS_FOLDER = "reports"
 KINDS = ("report", "handout")
 #: How many numbered names are tried before giving up (a folder full of one session's copies).
 MAX_TRIES = 100

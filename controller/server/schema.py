@@ -376,11 +376,57 @@ CREATE TRIGGER documents_known BEFORE INSERT ON documents
     FOR EACH ROW EXECUTE FUNCTION epm_documents_known();
 """
 
+#: Version 5: a station appends only its own chain. Each station row records the login role
+#: that registered it (``login_role``, from ``session_user``; rows from before: NULL, taken
+#: by the first role that appends to them); events, documents and client claims of a station
+#: are refused from any other role, naming both. A superuser is not held to it (the server's
+#: own administrator).
+_V5 = """
+ALTER TABLE stations ADD COLUMN login_role name DEFAULT session_user;
+UPDATE stations SET login_role = NULL;
+
+CREATE FUNCTION epm_own_station(p_station uuid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    owner name;
+BEGIN
+    IF p_station IS NULL OR (SELECT rolsuper FROM pg_roles WHERE rolname = session_user) THEN
+        RETURN;
+    END IF;
+    SELECT login_role INTO owner FROM stations WHERE station_id = p_station;
+    IF owner IS NULL THEN
+        UPDATE stations SET login_role = session_user WHERE station_id = p_station
+            AND login_role IS NULL;
+    ELSIF owner <> session_user THEN
+        RAISE EXCEPTION 'station % belongs to the login role %, not %: each station appends '
+            'only its own chain (give each treatment room its own login role)',
+            p_station, owner, session_user USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END;
+$$;
+REVOKE ALL ON FUNCTION epm_own_station(uuid) FROM PUBLIC;
+
+CREATE FUNCTION epm_own_station_row() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    PERFORM epm_own_station(NEW.station_id);
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER events_own_station BEFORE INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION epm_own_station_row();
+CREATE TRIGGER documents_own_station BEFORE INSERT ON documents
+    FOR EACH ROW EXECUTE FUNCTION epm_own_station_row();
+CREATE TRIGGER clinic_events_own_station BEFORE INSERT ON clinic_events
+    FOR EACH ROW WHEN (NEW.kind = 'client') EXECUTE FUNCTION epm_own_station_row();
+"""
+
 SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
     ServerMigration(1, "stations, events, approvals, revocations, clients", _V1),
     ServerMigration(2, "the server refuses an event that does not continue its chain", _V2),
     ServerMigration(3, "the clinic ledger (approvals, revocations, clients); every session", _V3),
     ServerMigration(4, "the documents handed out (reports, handouts), checked", _V4),
+    ServerMigration(5, "a station appends only its own chain", _V5),
 )
 LATEST_SERVER_VERSION = SERVER_MIGRATIONS[-1].version
 

@@ -401,3 +401,29 @@ def test_handed_out_documents_reach_the_server_checked(
             "'handout_given', 'y.pdf', 'y')",
             (station_id,),
         )
+
+
+def test_a_station_role_appends_only_its_own_chain(
+    server: psycopg.Connection[Any], pg_url: str, tmp_path: Path
+) -> None:
+    from tests.server.test_schema import login_as
+
+    room_a = login_as(pg_url, "room_a", "epm_station")
+    room_b = login_as(pg_url, "room_b", "epm_station")
+    with station(tmp_path / "a") as a, station(tmp_path / "b") as b:
+        treat(a, "C-0001", 1, name="Ana")
+        treat(b, "C-0002", 1, name="Ben")
+        sync_once(a, room_a)
+        sync_once(b, room_b)
+        # Room B's login pretending to be room A (a copied configuration): refused.
+        treat(a, "C-0001", 1)
+        with pytest.raises(ServerError, match="belongs to the login role room_a_"):
+            sync_once(a, room_b)
+        sync_once(a, room_a)
+        assert_server_has(server, a)
+        assert_server_has(server, b)
+        with (
+            psycopg.connect(room_a, autocommit=True) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege, match="only a technician"),
+        ):
+            conn.execute("SELECT epm_clinic_append('approval', '{}', NULL)")

@@ -6,6 +6,11 @@ so two ``epm server init`` at once apply it once and a failure leaves the previo
 server whose version is higher than the last migration here was set up by a newer epm and is
 refused before anything is written. Never edit a shipped migration; append one.
 
+What each later version adds is written beside it below (2: the server checks each event's
+chain link; 3: the clinic ledger ``clinic_events`` and the derived ``sessions``, the v1
+``approvals``, ``revocations`` and ``clients`` becoming views of the ledger; 4: ``documents``;
+5: a station's login role appends only its own chain).
+
 Tables (version 1), kept minimal:
 
 - ``stations``: ``station_id`` (the station's UUID4, see ``RecordStore.station_id``), ``name``

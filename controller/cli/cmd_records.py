@@ -3,6 +3,11 @@
 Every listing and export marks simulated sessions (a ``SIM`` column, ``"simulated": true``) so
 a session on the simulator is never mistaken for a real treatment. Exit codes: 0 ok, 1 an error
 (unknown session, unusable data folder) or, for ``verify``, a tampered event log; 2 usage.
+
+``list``, ``show``, ``export`` and ``verify`` take ``--server [URL]``: the same views of every
+station's records as the clinic server holds them (:mod:`controller.server.records_view`), a
+session addressed as ``STATION:ID``. The URL comes from the option, else ``server.url`` in the
+configuration, as for ``epm sync``.
 """
 
 from __future__ import annotations
@@ -48,6 +53,48 @@ def _session_id(text: str) -> int:
     return value
 
 
+def _session_ref(text: str) -> int | str:
+    """A session's number, or (with ``--server``) ``STATION:ID``, checked once the server is
+    known to be meant."""
+    return text.strip() if ":" in text else _session_id(text)
+
+
+def _is_url(text: str) -> bool:
+    return text.strip().lower().startswith(("postgresql://", "postgres://"))
+
+
+class _ServerOption(argparse.Action):
+    """``--server [URL]``. A value that is not a ``postgresql://`` URL is not the URL but the
+    session that follows (``epm records show --server STATION:ID``): it is kept as
+    ``server_target`` and the URL left to the configuration."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        text = values if isinstance(values, str) else ""
+        if text and not _is_url(text):
+            namespace.server_target = text.strip()
+            text = ""
+        setattr(namespace, self.dest, text)
+
+
+def _add_server(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--server",
+        nargs="?",
+        action=_ServerOption,
+        default=None,
+        metavar="URL",
+        help=f"{what} (URL: a postgresql:// URL without a password; default: server.url in "
+        "config.yaml)",
+    )
+    parser.set_defaults(server_target=None, records_parser=parser)
+
+
 def add_parser(subparsers: Any) -> None:
     common = data_dir_parent()
     parser = subparsers.add_parser(
@@ -62,10 +109,18 @@ def add_parser(subparsers: Any) -> None:
     p_list.add_argument("--since", type=_date, metavar="DATE", help="from this day (YYYY-MM-DD)")
     p_list.add_argument("--until", type=_date, metavar="DATE", help="to this day, included")
     p_list.add_argument("--format", choices=("table", "json"), default="table")
+    _add_server(p_list, "every station's sessions from the clinic server")
 
     p_show = sub.add_parser("show", parents=[common], help="one session with steps and events")
-    p_show.add_argument("id", type=_session_id, metavar="ID")
+    p_show.add_argument(
+        "id",
+        type=_session_ref,
+        nargs="?",
+        metavar="ID",
+        help="the session's number (with --server: STATION:ID, as `list --server` shows it)",
+    )
     p_show.add_argument("--format", choices=("text", "json"), default="text")
+    _add_server(p_show, "the session STATION:ID from the clinic server")
 
     p_export = sub.add_parser(
         "export",
@@ -83,8 +138,8 @@ def add_parser(subparsers: Any) -> None:
             "session only with --include-simulated."
         ),
     )
-    which = p_export.add_mutually_exclusive_group(required=True)
-    which.add_argument("id", type=_session_id, nargs="?", metavar="ID")
+    which = p_export.add_mutually_exclusive_group()  # one of them: checked in run()
+    which.add_argument("id", type=_session_ref, nargs="?", metavar="ID")
     which.add_argument("--all", action="store_true", help="every session")
     p_export.add_argument("--format", choices=("json", "csv", "fhir"), default="json")
     p_export.add_argument(
@@ -105,6 +160,7 @@ def add_parser(subparsers: Any) -> None:
         help="with --output: replace an existing file (a symlink is replaced itself, never "
         "written through)",
     )
+    _add_server(p_export, "the session STATION:ID from the clinic server, as JSON")
 
     p_amend = sub.add_parser(
         "amend",
@@ -184,11 +240,45 @@ def add_parser(subparsers: Any) -> None:
         "verify", parents=[common], help="check the event log's hash chain (exit 1 if tampered)"
     )
     p_verify.add_argument("--format", choices=("text", "json"), default="text")
+    _add_server(p_verify, "every station's chain and the clinic ledger on the clinic server")
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> int:
+    """What argparse does for a usage error (usage line, message, exit 2), for the checks that
+    wait until ``--server`` is known."""
+    parser = getattr(args, "records_parser", None)
+    if isinstance(parser, argparse.ArgumentParser):
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    else:
+        print(f"epm records: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _local_usage(args: argparse.Namespace) -> str | None:
+    """Without ``--server``: a session must be a number, and given."""
+    action = args.records_command
+    target = getattr(args, "id", None)
+    if isinstance(target, str):
+        return (
+            f"{target!r} addresses a session on the clinic server (STATION:ID): add --server, "
+            "or give the session's number in these records"
+        )
+    if action == "show" and target is None:
+        return "the following arguments are required: ID"
+    if action == "export" and target is None and not args.all:
+        return "one of the arguments ID --all is required"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     from controller.records import RecordsError, RecordStore
 
+    if getattr(args, "server", None) is not None:
+        return _run_server(args)
+    problem = _local_usage(args)
+    if problem:
+        return _usage_error(args, problem)
     try:
         # Reading never creates: a mistyped folder is said to hold no records, never shown
         # as an empty, intact record.
@@ -590,4 +680,285 @@ def _verify(store: RecordStore, fmt: str, out: TextIO) -> int:
                 "The records were changed outside epm. Keep this database as evidence (copy the "
                 "whole data folder) and compare it with your last export or backup.\n"
             )
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# -- --server: every station's records on the clinic server ----------------------------------------
+
+
+def _server_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with a ``--server`` command line, before anything is connected."""
+    from controller.server.records_view import parse_address
+
+    action = args.records_command
+    target = args.server_target
+    number = getattr(args, "id", None)
+    if target is not None and number is not None:
+        return f"give one session, not {target!r} and {number!r}"
+    if target is None and isinstance(number, str):
+        target = number
+    if action in ("list", "verify"):
+        if target is not None:
+            return f"--server takes a postgresql:// URL (or nothing: server.url), not {target!r}"
+        return None
+    if action == "export" and args.all:
+        return (
+            "--server exports one session at a time: give STATION:ID instead of --all (as "
+            "`epm records list --server` shows it)"
+        )
+    if action == "export" and args.format != "json":
+        return (
+            f"--server exports JSON only, not {args.format.upper()}: run `epm records export "
+            f"ID --format {args.format}` on the station that recorded the session"
+        )
+    if target is None:
+        if isinstance(number, int):
+            return (
+                f"with --server a session is STATION:ID, not {number}: the station's name (or "
+                "at least 8 characters of its id), a colon and the session's number, as "
+                "`epm records list --server` shows it"
+            )
+        return "with --server give the session as STATION:ID (see `epm records list --server`)"
+    try:
+        parse_address(target)
+    except ValueError as exc:
+        return str(exc)
+    args.server_target = target
+    return None
+
+
+def _server_url(args: argparse.Namespace) -> str:
+    from controller.config import load_config
+    from controller.server import ServerError
+
+    url = (args.server or "").strip()
+    if not url:
+        url = str(load_config(args.data_dir).server_url or "").strip()
+    if not url:
+        raise ServerError(
+            "no clinic server: give its URL (epm records "
+            f"{args.records_command} --server postgresql://USER@HOST/DB?sslmode=verify-full) "
+            "or set it once with `epm config set server.url URL`"
+        )
+    return url
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from controller.config import ConfigError
+    from controller.server import ServerError
+    from controller.server.records_view import check_server
+    from controller.server.schema import connect
+
+    problem = _server_usage(args)
+    if problem:
+        return _usage_error(args, problem)
+    try:
+        conn = connect(_server_url(args))
+        try:
+            check_server(conn)
+            action = args.records_command
+            if action == "list":
+                return _server_list(conn, args, sys.stdout)
+            if action == "show":
+                return _server_show(conn, args, sys.stdout)
+            if action == "export":
+                return _server_export(conn, args, sys.stdout)
+            return _server_verify(conn, args.format, sys.stdout)
+        finally:
+            conn.close()
+    except (ConfigError, ServerError) as exc:
+        print(f"epm records: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"epm records: error: the clinic server failed: {first}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _server_list(conn: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from controller.records.models import local
+    from controller.server.records_view import list_sessions
+
+    sessions = list_sessions(conn, client=args.client, since=args.since, until=args.until)
+    if args.format == "json":
+        out.write(json.dumps([s.to_dict() for s in sessions], indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    if not sessions:
+        out.write("no sessions on the clinic server for this selection\n")
+        return EXIT_OK
+    rows = [
+        [
+            "STATION",
+            "ID",
+            "SIM",
+            "STARTED",
+            "CLIENT",
+            "PROTOCOL",
+            "OUTCOME",
+            "PRACTITIONER",
+            "DEVICE",
+        ]
+    ]
+    for s in sessions:
+        rows.append(
+            [
+                s.station_label,
+                str(s.session_id),
+                "SIM" if s.simulated else "",
+                local(s.started_at),
+                s.client_code,
+                f"{s.protocol_id} v{s.protocol_version}",
+                s.outcome,
+                s.practitioner,
+                s.device_serial,
+            ]
+        )
+    _table(rows, out)
+    simulated = sum(1 for s in sessions if s.simulated)
+    rooms = len({s.station_id for s in sessions})
+    summary = f"{len(sessions)} session(s) from {rooms} station(s)"
+    if simulated:
+        summary += f"; {simulated} marked SIM ran on the simulator and are not real treatments"
+    out.write(summary + "\n")
+    out.write("show one with `epm records show --server STATION:ID`, e.g. " + sessions[0].address)
+    out.write("\n")
+    return EXIT_OK
+
+
+def _server_show(conn: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from controller.records.models import local
+    from controller.server.records_view import session_document, session_view
+
+    if args.format == "json":
+        document = session_document(conn, args.server_target)
+        out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    view = session_view(conn, args.server_target)
+    s = view.session
+    started = view.started
+    fmt = "%Y-%m-%d %H:%M:%S"
+    lines = []
+    if s.simulated:
+        lines.append("*** SIMULATED SESSION (device SIM-...): not a real treatment ***")
+    reason = view.outcome_reason
+    station = f"{s.station_name} ({s.station_id})" if s.station_name else s.station_id
+    lines += [
+        f"Session {s.address}: {s.outcome}" + (f" ({reason})" if reason else ""),
+        f"  station       {station}",
+        f"  session       {s.session_id} (the station's own number)",
+        f"  client        {s.client_code}",
+        f"  protocol      {s.protocol_id} version {s.protocol_version}"
+        + (f": {started['protocol_title']}" if started.get("protocol_title") else ""),
+        f"  practitioner  {s.practitioner or '-'}",
+        f"  device        {started.get('device_model') or ''} {s.device_serial or '-'}".rstrip(),
+        f"  simulated     {'yes' if s.simulated else 'no'}",
+        f"  started       {local(s.started_at, fmt)}",
+        f"  ended         {local(s.ended_at, fmt) or '-'}",
+        "",
+        "Events (as the clinic server holds them):",
+    ]
+    for e in view.events:
+        try:
+            shown = json.loads(e.data)
+        except ValueError:
+            shown = None
+        if isinstance(shown, dict):
+            if isinstance(shown.get("seal"), dict):
+                shown["seal"] = {"digest": shown["seal"].get("digest")}  # the parts: JSON
+            data = json.dumps(shown, sort_keys=True, ensure_ascii=False)
+        else:
+            data = e.data
+        when = local(e.wall_time, "%H:%M:%S") if _parses(e.wall_time) else e.wall_time
+        lines.append(f"  {e.seq:>4} {when} {e.kind:<18} {data}")
+    lines.append("")
+    if view.mismatched:
+        positions = ", ".join(str(p) for p in view.mismatched)
+        lines.append(
+            f"Server copy: {len(view.events)} events; HASH MISMATCH at position(s) {positions} "
+            "(changed on the server: `epm records verify --server` says more)"
+        )
+    else:
+        lines.append(
+            f"Server copy: {len(view.events)} events, each hash matches its content (the "
+            "whole chain: `epm records verify --server`). Steps and telemetry stay in the "
+            "station's own records."
+        )
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _parses(text: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _server_export(conn: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from controller.records import export
+    from controller.server.records_view import session_document
+
+    document = session_document(conn, args.server_target)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    events = len(document["events"])
+    where = f"{document['session']['address']} (station {document['station_id']})"
+    if document["hashes_match_content"]:
+        note = f"{events} events from the clinic server, each hash matching its content"
+    else:
+        note = (
+            f"{events} events from the clinic server; SOME HASHES DO NOT MATCH their content "
+            "(`epm records verify --server` says where)"
+        )
+    print(f"session {where}: {note}", file=sys.stderr)
+    if not args.output:
+        out.write(text)
+        return EXIT_OK
+
+    def write(f: TextIO) -> None:
+        f.write(text)
+
+    output = Path(args.output)
+    return _write_files(args, lambda: [export.write_private(output, write, replace=args.force)])
+
+
+def _server_verify(conn: Any, fmt: str, out: TextIO) -> int:
+    from controller.server.records_view import verify_server
+
+    report = verify_server(conn)
+    if fmt == "json":
+        out.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        return EXIT_OK if report.ok else EXIT_FAILED
+    lines = []
+    if not report.stations:
+        lines.append("no stations on the clinic server yet (nothing synced)")
+    for st in report.stations:
+        who = f"station {st.name or '(no name)'} ({st.station_id})"
+        if st.broken_position is not None:
+            lines.append(
+                f"{who}: {st.events} events, chain BROKEN at position {st.broken_position}: "
+                f"{st.reason}"
+            )
+            continue
+        lines.append(f"{who}: {st.events} events, chain intact")
+        lines += [f"  sessions table WRONG: {p}" for p in st.session_problems]
+    ledger = report.ledger
+    if ledger.ok:
+        lines.append(f"clinic ledger: {ledger.events} events, chain intact")
+    else:
+        lines.append(
+            f"clinic ledger: {ledger.events} events, chain BROKEN at position "
+            f"{ledger.broken_position}: {ledger.reason}"
+        )
+    if report.ok:
+        lines.append("the clinic server's records verify")
+    else:
+        lines.append(
+            "The clinic server's copy was changed after it was received. Keep the database as "
+            "evidence (a dump of it) and compare with each station named above: "
+            "`epm records verify` there checks the station's own records."
+        )
+    out.write("\n".join(lines) + "\n")
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -71,6 +71,7 @@ class LedgerRefused(ServerError):  # noqa: N818 - named like ChainRefused
             "(`epm records verify --server`)"
         )
         self.position = position
+        self.reason = reason
 
 
 def clinic_id(conn: Any) -> str:

@@ -9,7 +9,7 @@ refused before anything is written. Never edit a shipped migration; append one.
 What each later version adds is written beside it below (2: the server checks each event's
 chain link; 3: the clinic ledger ``clinic_events`` and the derived ``sessions``, the v1
 ``approvals``, ``revocations`` and ``clients`` becoming views of the ledger; 4: ``documents``;
-5: a station's login role appends only its own chain).
+5: a station's login role appends only its own chain; 6: ``sessions`` guarded).
 
 Tables (version 1), kept minimal:
 
@@ -426,12 +426,59 @@ CREATE TRIGGER clinic_events_own_station BEFORE INSERT ON clinic_events
     FOR EACH ROW WHEN (NEW.kind = 'client') EXECUTE FUNCTION epm_own_station_row();
 """
 
+#: Version 6: ``sessions`` is changed only by the events that make it (an UPDATE outside the
+#: events trigger, and any DELETE, is refused, as for the events themselves); a
+#: ``session_started`` missing a field no longer stops a push (the field is stored empty);
+#: an index for one session's events.
+_V6 = """
+CREATE FUNCTION epm_sessions_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' OR pg_trigger_depth() < 2 THEN
+        RAISE EXCEPTION 'sessions follow the stations'' events: they are never changed or '
+            'deleted by hand';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER sessions_guard BEFORE UPDATE OR DELETE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION epm_sessions_guard();
+
+CREATE OR REPLACE FUNCTION epm_sessions_follow() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    d jsonb := NEW.data::jsonb;
+BEGIN
+    IF NEW.kind = 'session_started' THEN
+        INSERT INTO sessions (station_id, session_id, client_code, protocol_id,
+                              protocol_version, started_at, simulated, txid)
+        VALUES (NEW.station_id, NEW.session_id, coalesce(d->>'client_code', ''),
+                coalesce(d->>'protocol_id', ''),
+                CASE WHEN d->>'protocol_version' ~ '^[0-9]{1,9}$'
+                     THEN (d->>'protocol_version')::integer ELSE 0 END,
+                coalesce(d->>'started_at', NEW.wall_time),
+                coalesce(d->>'simulated' = 'true', false),
+                pg_current_xact_id()::text::bigint)
+        ON CONFLICT (station_id, session_id) DO NOTHING;
+    ELSIF NEW.kind = 'session_end' THEN
+        UPDATE sessions SET outcome = coalesce(d->>'outcome', 'unknown'),
+                            ended_at = NEW.wall_time,
+                            txid = pg_current_xact_id()::text::bigint
+            WHERE station_id = NEW.station_id AND session_id = NEW.session_id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE INDEX events_by_session ON events (station_id, session_id);
+"""
+
 SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
     ServerMigration(1, "stations, events, approvals, revocations, clients", _V1),
     ServerMigration(2, "the server refuses an event that does not continue its chain", _V2),
     ServerMigration(3, "the clinic ledger (approvals, revocations, clients); every session", _V3),
     ServerMigration(4, "the documents handed out (reports, handouts), checked", _V4),
     ServerMigration(5, "a station appends only its own chain", _V5),
+    ServerMigration(6, "sessions change only with their events; an index per session", _V6),
 )
 LATEST_SERVER_VERSION = SERVER_MIGRATIONS[-1].version
 

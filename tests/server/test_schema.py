@@ -231,3 +231,30 @@ def test_pghost_is_taken_into_account() -> None:
 def test_init_refuses_before_connecting() -> None:
     with pytest.raises(ServerError, match="sslmode=verify-full"):
         init_server("postgresql://epm@db.invalid/epm")
+
+
+def test_sessions_follow_their_events_and_are_never_changed_by_hand(pg_url: str) -> None:
+    init_server(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO stations (station_id) VALUES (%s)", (STATION,))
+        conn.execute(
+            "INSERT INTO events (station_id, position, session_id, seq, wall_time, mono_ms, "
+            "kind, data, prev_hash, hash) VALUES (%s, 1, 1, 1, 'w', 0, 'session_started', "
+            '\'{"client_code": "C-1"}\', %s, %s)',
+            (STATION, "0" * 64, HASH),
+        )
+        row = conn.execute("SELECT client_code, protocol_id, outcome FROM sessions").fetchone()
+        assert row == ("C-1", "", "running")  # a field missing is stored empty, not refused
+        for statement in ("UPDATE sessions SET outcome = 'completed'", "DELETE FROM sessions"):
+            with pytest.raises(psycopg.errors.RaiseException, match="never changed or deleted"):
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO events (station_id, position, session_id, seq, wall_time, mono_ms, "
+            "kind, data, prev_hash, hash) VALUES (%s, 2, 1, 2, 'w2', 0, 'session_end', "
+            '\'{"outcome": "completed"}\', %s, %s)',
+            (STATION, HASH, "b" * 64),
+        )
+        assert conn.execute("SELECT outcome, ended_at FROM sessions").fetchone() == (
+            "completed",
+            "w2",
+        )

@@ -109,3 +109,28 @@ def resolve_client_on_server(
         {"code": code, "name": name, "by": by, "reason": reason},
         station_id,
     )
+
+
+def approve_for_clinic(
+    store: Any, load_result: Any, path: str | Path, *, by: str, url: str
+) -> tuple[Any, bool]:
+    """Approve the loaded file on the clinic server and take the approval into this station's
+    chain at once (one sync round); (the station's :class:`Approval`, whether it is new).
+    The file's rules (valid, ``status: approved``) are the caller's to check first."""
+    from controller.records.approvals import is_approved
+    from controller.server.schema import connect
+    from controller.server.sync import sync_once
+
+    sha = str(load_result.sha256).lower()
+    conn = connect(url)
+    try:
+        _position, new = approve_on_server(
+            conn, load_result.protocol, sha, path, by=by.strip(), station_id=store.station_id
+        )
+        sync_once(store, conn)
+    finally:
+        conn.close()
+    approval = is_approved(store, sha)
+    if approval is None:  # pragma: no cover - the round above takes it, or raises
+        raise ServerError("the approval was recorded on the clinic server but not taken here yet")
+    return approval, new

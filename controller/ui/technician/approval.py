@@ -78,10 +78,20 @@ def _refused(screen: Screen[Any], path: Path, reasons: list[str], done: Outcome)
     done(message, False)
 
 
+def clinic_server_url(screen: Screen[Any]) -> str:
+    """The clinic server the app syncs with ("" when none): approvals are made there."""
+    worker = getattr(screen.app, "sync_worker", None)
+    return str(getattr(worker, "url", "") or "")
+
+
 def start_approval(
     screen: Screen[Any], path: Path, store: RecordStore | None, done: Outcome
 ) -> None:
-    """Run the approval of the file at ``path`` from ``screen``; ``done`` gets the outcome."""
+    """Run the approval of the file at ``path`` from ``screen``; ``done`` gets the outcome.
+
+    With a clinic server (the app's background sync), the approval is made on the server, in
+    a thread (the keys stay live meanwhile), and taken here at once; every other station
+    honours it after its next pull. A server that cannot be reached records nothing."""
     if store is None:
         done("approval needs the records store, and none is open", False)
         return
@@ -117,6 +127,10 @@ def start_approval(
                 done,
             )
             return
+        url = clinic_server_url(screen)
+        if url:
+            _approve_on_server(screen, path, store, again, name, url, done)
+            return
         try:
             approval, _new = approve(store, again, path, name)
         except ApprovalRefusedError as exc:
@@ -142,3 +156,49 @@ def start_approval(
         ),
         approve_as,
     )
+
+
+def _approve_on_server(  # noqa: PLR0917 - the approval's context, passed on
+    screen: Screen[Any],
+    path: Path,
+    store: RecordStore,
+    result: LoadResult,
+    name: str,
+    url: str,
+    done: Outcome,
+) -> None:
+    import threading
+
+    from controller.server import ServerError
+    from controller.server.clinic import approve_for_clinic
+
+    screen.notify("Recording the approval on the clinic server…", title="Approving")
+
+    def finish(message: str, ok: bool) -> None:
+        if ok:
+            screen.notify(message, title="Approved")
+            done(message, True)
+        else:
+            _refused(screen, path, [message], done)
+
+    def work() -> None:  # never touches the DOM: the outcome goes back through the app
+        try:
+            approval, new = approve_for_clinic(store, result, path, by=name, url=url)
+        except (ServerError, RecordsError) as exc:
+            outcome = (f"nothing was approved: {exc}", False)
+        except Exception as exc:  # the dialog must get an answer
+            outcome = (f"nothing was approved: {type(exc).__name__}: {exc}", False)
+        else:
+            state = "approved" if new else "already approved"
+            outcome = (
+                f"{path.name} {state} on the clinic server by {approval.approved_by}: "
+                f"{approval.protocol_id} version {approval.protocol_version}, SHA-256 "
+                f"{approval.sha256[:12]}…; every station honours it from its next pull",
+                True,
+            )
+        try:
+            screen.app.call_from_thread(finish, *outcome)
+        except RuntimeError:  # the app closed meanwhile: the outcome stands on the server
+            pass
+
+    threading.Thread(target=work, name="epm-ui-approve", daemon=True).start()

@@ -132,6 +132,21 @@ def pull_ledger(store: Any, conn: Any) -> int:
     taken = 0
     while True:
         position, digest = received_head(store, clinic)
+        if position:  # the server must still hold what this station received, unchanged
+            held = conn.execute(
+                "SELECT hash FROM clinic_events WHERE position = %s", (position,)
+            ).fetchone()
+            if held is None or str(held[0]) != digest:
+                raise LedgerRefused(
+                    position,
+                    "this station received "
+                    + (
+                        "a row there that the server no longer holds"
+                        if held is None
+                        else f"hash {digest} there, the server now holds {held[0]}"
+                    )
+                    + " (was the server restored from an older backup?)",
+                )
         rows = [
             LedgerRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
             for r in conn.execute(

@@ -427,3 +427,26 @@ def test_a_station_role_appends_only_its_own_chain(
             pytest.raises(psycopg.errors.InsufficientPrivilege, match="only a technician"),
         ):
             conn.execute("SELECT epm_clinic_append('approval', '{}', NULL)")
+
+
+def test_a_server_restored_from_an_older_backup_is_refused_not_followed(
+    server: psycopg.Connection[Any], pg_url: str, tmp_path: Path
+) -> None:
+    """Ledger rows a station took that the server lost (a restore) are never silently
+    replaced by others at the same positions: the pull is refused, naming the position."""
+    with station(tmp_path / "a") as a:
+        treat(a, "C-0001", 1, name="Ana")
+        treat(a, "C-0002", 1, name="Ben")
+        sync_once(a, pg_url)
+        assert [r.server_position for r in received(a)] == [1, 2]
+        server.execute("ALTER TABLE clinic_events DISABLE TRIGGER USER")
+        server.execute("DELETE FROM clinic_events WHERE position = 2")  # the restore's loss
+        server.execute("ALTER TABLE clinic_events ENABLE TRIGGER USER")
+        with pytest.raises(LedgerRefused, match=r"position 2.*older backup"):
+            sync_once(a, pg_url)
+        server.execute(
+            "SELECT epm_clinic_append('client', %s, NULL)", ('{"code": "C-0009", "name": "X"}',)
+        )  # a new row at position 2, different from the one the station took
+        with pytest.raises(LedgerRefused, match="the server now holds"):
+            sync_once(a, pg_url)
+        assert [r.server_position for r in received(a)] == [1, 2]

@@ -167,6 +167,7 @@ def _approve_on_server(  # noqa: PLR0917 - the approval's context, passed on
     url: str,
     done: Outcome,
 ) -> None:
+    import contextlib
     import threading
 
     from controller.server import ServerError
@@ -196,9 +197,8 @@ def _approve_on_server(  # noqa: PLR0917 - the approval's context, passed on
                 f"{approval.sha256[:12]}…; every station honours it from its next pull",
                 True,
             )
-        try:
+        # The app may have closed meanwhile: the outcome stands on the server all the same.
+        with contextlib.suppress(RuntimeError):
             screen.app.call_from_thread(finish, *outcome)
-        except RuntimeError:  # the app closed meanwhile: the outcome stands on the server
-            pass
 
     threading.Thread(target=work, name="epm-ui-approve", daemon=True).start()

@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make run    - set up .venv if needed and start epm on the built-in simulator"
 	@echo "make test   - set up .venv if needed, then ruff, mypy and the whole pytest suite"
-	@echo "make bench  - benchmarks (link, codec, session, UI); figures go to stdout"
+	@echo "make bench  - benchmarks (codec, link, session, UI, report, clinic-server sync); figures go to stdout"
 	@echo "make fuzz   - seeded mutation fuzzing (protocol files, wire frames, records database)"
 	@echo "make clean  - remove .venv and caches"
 

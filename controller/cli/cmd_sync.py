@@ -50,9 +50,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--every",
         type=_seconds,
-        default=10.0,
+        default=2.0,
         metavar="SECONDS",
-        help="without --once: seconds between rounds (default 10)",
+        help="without --once: seconds between rounds (default 2, as the app)",
     )
     parser.add_argument(
         "url",

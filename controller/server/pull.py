@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from controller.records.migrations import GENESIS_HASH
-from controller.records.received import LEDGER_KINDS, RECEIVED_KINDS, norm_name, received
+from controller.records.received import LEDGER_KINDS, RECEIVED_KINDS, norm_name
 from controller.records.sync_state import RemoteSession, store_remote_sessions
 from controller.server import ServerError
 
@@ -196,22 +196,36 @@ def _append_received(store: Any, clinic: str, rows: Sequence[LedgerRow]) -> None
 def push_claims(store: Any, conn: Any, station_id: str) -> int:
     """Claim on the ledger each client code this station has a session with, under its name,
     unless the ledger (as received) already holds that claim; the number claimed."""
-    done = {
-        (str(item.data.get("code", "")), norm_name(item.data.get("name")))
-        for item in received(store, ("client",))
-        if item.station_id == station_id
-    }
+    # The claims this station received back (not proven here: re-claiming is idempotent on the
+    # server, so this only saves a round trip; one short read, only this station's claims).
+    done: set[tuple[str, str]] = set()
     with store.read_connection() as rconn:
-        codes = [
-            r[0]
-            for r in rconn.execute(
-                "SELECT DISTINCT c.code FROM clients c JOIN sessions s ON s.client_id = c.id "
-                "ORDER BY c.code"
+        for (data_json,) in rconn.execute(
+            "SELECT data FROM events WHERE session_id IS NULL AND kind = 'received_client' "
+            "AND instr(data, ?) > 0",
+            (station_id,),
+        ):
+            outer = json.loads(data_json)
+            inner = outer.get("data") if isinstance(outer.get("data"), dict) else {}
+            if outer.get("station_id") == station_id:
+                done.add((str(inner.get("code", "")), norm_name(inner.get("name"))))
+        names: dict[str, str] = {
+            str(code): str(name or "")
+            for code, name in rconn.execute(
+                "SELECT DISTINCT c.code, c.name FROM clients c "
+                "JOIN sessions s ON s.client_id = c.id ORDER BY c.code"
             )
-        ]
+        }
+        # A name corrected after a closed session is a chained event (the latest one counts).
+        for (data_json,) in rconn.execute(
+            "SELECT data FROM events WHERE kind = 'client_amended' AND session_id IS NULL "
+            "ORDER BY id"
+        ):
+            amended = json.loads(data_json)
+            if amended.get("code") in names and isinstance(amended.get("name"), str):
+                names[amended["code"]] = amended["name"]
     claimed = 0
-    for code in codes:
-        name = store.get_client(code).name or ""
+    for code, name in names.items():
         if (code, norm_name(name)) in done:
             continue
         data = json.dumps({"code": code, "name": name}, ensure_ascii=False, sort_keys=True)

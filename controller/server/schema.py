@@ -9,7 +9,8 @@ refused before anything is written. Never edit a shipped migration; append one.
 What each later version adds is written beside it below (2: the server checks each event's
 chain link; 3: the clinic ledger ``clinic_events`` and the derived ``sessions``, the v1
 ``approvals``, ``revocations`` and ``clients`` becoming views of the ledger; 4: ``documents``;
-5: a station's login role appends only its own chain; 6: ``sessions`` guarded).
+5: a station's login role appends only its own chain; 6: ``sessions`` guarded; 7: arrival
+times, a narrower trigger).
 
 Tables (version 1), kept minimal:
 
@@ -472,6 +473,17 @@ $$;
 CREATE INDEX events_by_session ON events (station_id, session_id);
 """
 
+#: Version 7: ``received_at`` is when the row arrived (``clock_timestamp()``, not the start of
+#: its transaction); the sessions trigger runs only for the two kinds it follows.
+_V7 = """
+ALTER TABLE events ALTER COLUMN received_at SET DEFAULT clock_timestamp();
+ALTER TABLE documents ALTER COLUMN received_at SET DEFAULT clock_timestamp();
+DROP TRIGGER events_follow_sessions ON events;
+CREATE TRIGGER events_follow_sessions AFTER INSERT ON events
+    FOR EACH ROW WHEN (NEW.kind IN ('session_started', 'session_end'))
+    EXECUTE FUNCTION epm_sessions_follow();
+"""
+
 SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
     ServerMigration(1, "stations, events, approvals, revocations, clients", _V1),
     ServerMigration(2, "the server refuses an event that does not continue its chain", _V2),
@@ -479,6 +491,7 @@ SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
     ServerMigration(4, "the documents handed out (reports, handouts), checked", _V4),
     ServerMigration(5, "a station appends only its own chain", _V5),
     ServerMigration(6, "sessions change only with their events; an index per session", _V6),
+    ServerMigration(7, "arrival times as they happen; the sessions trigger only when needed", _V7),
 )
 LATEST_SERVER_VERSION = SERVER_MIGRATIONS[-1].version
 

@@ -294,6 +294,34 @@ def push(
 
 # --- one whole sync: push, claims, pull ----------------------------------------------------------
 
+#: An idle round writes the time of its pull at most this often (a write takes the records'
+#: one write lock, which a running session uses too); the offline rule counts in days and the
+#: home screen in minutes.
+PULL_STAMP_S = 30.0
+
+
+def _remember(store: Any, before: Any, pushed: PushResult, clinic: str) -> None:
+    """Keep the round's outcome in the sync state, in one short write, and none when nothing
+    a reader needs changed."""
+    from controller.records.models import parse_iso
+    from controller.records.sync_state import write_state
+
+    now = store.now()
+    fields: dict[str, Any] = {}
+    if pushed.server_position != before.pushed_position or pushed.sent:
+        fields.update(pushed_position=pushed.server_position, last_push_at=now)
+    if clinic != before.clinic_id:
+        fields["clinic_id"] = clinic
+    if before.failing_since is not None or before.last_error:
+        fields.update(failing_since=None, last_error="")
+    stale = before.last_pull_at is None or (
+        (parse_iso(now) - parse_iso(before.last_pull_at)).total_seconds() >= PULL_STAMP_S
+    )
+    if fields or stale:
+        fields["last_pull_at"] = now
+    if fields:
+        write_state(store, **fields)
+
 
 @dataclass(frozen=True)
 class SyncResult:
@@ -321,7 +349,7 @@ def sync_once(
     ``last_error``) and raised as :class:`ServerError`."""
     import psycopg
 
-    from controller.records.sync_state import read_state, record_failure, write_state
+    from controller.records.sync_state import read_state, record_failure
     from controller.server import pull as pulling
 
     own = isinstance(conn_or_url, str)
@@ -331,8 +359,8 @@ def sync_once(
         record_failure(store, str(exc), store.now())
         raise
     try:
+        before = read_state(store)
         pushed = push(store, conn, batch=batch, name=name)
-        write_state(store, pushed_position=pushed.server_position, last_push_at=store.now())
         claimed = pulling.push_claims(store, conn, pushed.station_id)
         taken = pulling.pull_ledger(store, conn)
         if taken:  # what was received is the station's chain too: the server holds it all
@@ -343,19 +371,11 @@ def sync_once(
                 again.server_position,
                 pushed.batches + again.batches,
             )
-            write_state(store, pushed_position=pushed.server_position, last_push_at=store.now())
-        state = read_state(store)
         clinic = pulling.clinic_id(conn)
-        cursor = state.sessions_txid if state.clinic_id == clinic else 0
+        cursor = before.sessions_txid if before.clinic_id == clinic else 0
         sessions = pulling.pull_sessions(store, conn, pushed.station_id, cursor)
         missing = pulling.push_documents(store, conn, pushed.station_id, pushed.server_position)
-        write_state(
-            store,
-            clinic_id=clinic,
-            last_pull_at=store.now(),
-            failing_since=None,
-            last_error="",
-        )
+        _remember(store, before, pushed, clinic)
         return SyncResult(pushed, claimed, taken, sessions, tuple(missing))
     except psycopg.Error as exc:
         error = ServerError(f"the clinic server failed: {_first_line(exc)}")

@@ -450,3 +450,35 @@ def test_a_server_restored_from_an_older_backup_is_refused_not_followed(
         with pytest.raises(LedgerRefused, match="the server now holds"):
             sync_once(a, pg_url)
         assert [r.server_position for r in received(a)] == [1, 2]
+
+
+def test_an_idle_round_writes_nothing_to_the_records(
+    server: psycopg.Connection[Any],
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write takes the records' one write lock, which a running session needs: a round with
+    nothing new writes nothing (the pull's time at most every 30 s)."""
+    from controller.records import sync_state
+
+    clock = FakeClock()
+    with station(tmp_path / "a", clock) as a:
+        treat(a, "C-0001", 1, name="Ana")
+        sync_once(a, pg_url)
+        writes: list[dict[str, Any]] = []
+        real = sync_state.write_state
+        monkeypatch.setattr(
+            sync_state, "write_state", lambda store, **f: (writes.append(f), real(store, **f))
+        )
+        chain_length = len(local_chain(a))
+        clock.advance(seconds=5)
+        sync_once(a, pg_url)
+        assert writes == [] and len(local_chain(a)) == chain_length
+        clock.advance(seconds=30)
+        sync_once(a, pg_url)
+        assert [set(w) for w in writes] == [{"last_pull_at"}]
+        treat(a, "C-0001", 1)
+        sync_once(a, pg_url)
+        assert {"pushed_position", "last_push_at", "last_pull_at"} <= set(writes[-1])
+        assert read_state(a).waiting_events == 0

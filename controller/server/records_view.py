@@ -28,12 +28,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controller.records.chain import row_hash
 from controller.records.migrations import GENESIS_HASH
 from controller.server import ServerError
 from controller.server.pull import LedgerRefused, LedgerRow, check_ledger
 from controller.server.schema import LATEST_SERVER_VERSION, _check_not_newer, server_version
-from controller.server.sync import ChainRefused, Event, check_batch
+from controller.server.sync import ChainRefused, Event, check_batch, event_hash
 
 #: The server schema version these views need (``sessions`` and ``clinic_events``).
 NEEDED_VERSION = 3
@@ -349,15 +348,7 @@ def content_matches(event: Event) -> bool:
     """Whether the event's hash is what its own columns give (its link is checked by
     :func:`verify_server`, which reads the whole chain)."""
     try:
-        computed = row_hash(
-            event.prev_hash,
-            event.session_id,
-            event.seq,
-            event.wall_time,
-            event.mono_ms,
-            event.kind,
-            event.data,
-        )
+        computed = event_hash(event)
     except (ValueError, TypeError):
         return False
     return computed == event.hash

@@ -105,6 +105,19 @@ def _local_hash(store: Any, position: int) -> str | None:
     return None if row is None else str(row[0])
 
 
+def event_hash(event: Event) -> str:
+    """The hash an event's own columns give (``ValueError``/``TypeError``: unreadable)."""
+    return row_hash(
+        event.prev_hash,
+        event.session_id,
+        event.seq,
+        event.wall_time,
+        event.mono_ms,
+        event.kind,
+        event.data,
+    )
+
+
 def check_batch(
     station_id: str, events: Sequence[Event], last_position: int, last_hash: str | None
 ) -> None:
@@ -132,15 +145,7 @@ def check_batch(
                 f"broken link: its prev_hash {event.prev_hash} is not {before}",
             )
         try:
-            computed = row_hash(
-                event.prev_hash,
-                event.session_id,
-                event.seq,
-                event.wall_time,
-                event.mono_ms,
-                event.kind,
-                event.data,
-            )
+            computed = event_hash(event)
         except (ValueError, TypeError) as exc:
             raise ChainRefused(
                 station_id, where, f"hash mismatch: the event's content cannot be read ({exc})"

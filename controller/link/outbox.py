@@ -113,7 +113,9 @@ class Outbox:
         self._estop_wanted = 0
         self._estop_taken = 0
         self._estop_best_effort = False
-        self._estop_written: dict[int, bool] = {}
+        self._estop_went_out = 0
+        """The newest ESTOP generation whose bytes went out (0: none). One number, not one
+        entry per ESTOP: the link lives all day, and this is all ``estop_written`` needs."""
         self.completions: list[Completion] = []
         self.last_tx = -math.inf
         self.changed = False
@@ -161,7 +163,7 @@ class Outbox:
 
     def estop_written(self, gen: int) -> bool:
         """Whether the ESTOP of generation ``gen`` (or a later one) went out."""
-        return any(ok for g, ok in self._estop_written.items() if g >= gen)
+        return self._estop_went_out >= gen
 
     def discard_unwritten_estop(self) -> None:
         """An ESTOP asked for while the port went away was not written (its caller was told
@@ -204,11 +206,11 @@ class Outbox:
         self.last_tx = now
         self.changed = True
         if write.estop_gen:
-            self._estop_written[write.estop_gen] = True
+            self._estop_went_out = max(self._estop_went_out, write.estop_gen)
 
     def write_failed(self, write: Write) -> None:
-        if write.estop_gen:
-            self._estop_written[write.estop_gen] = False
+        """A generation is written once: one whose write failed never went out, and only a
+        later one that does can answer ``estop_written`` for it."""
 
     def take_queued(self, mtypes: frozenset[MsgType]) -> list[Request]:
         """Remove and return the queued requests of ``mtypes`` (never written)."""

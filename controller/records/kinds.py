@@ -44,6 +44,9 @@ EVENT_KINDS: dict[str, str] = {
     "(data: alarm)",
     "notice": "a practitioner action was refused or clamped, with the limit and why "
     "(data: action, message, limit)",
+    "request": "a practitioner's action (or a headless run's), recorded before the engine "
+    "carries it out (data: action, reason, by, phase, step); acknowledgements and intensity "
+    "changes are recorded as alarm_acknowledged and amplitude_change",
     "preflight": "the preflight checks' result (data: ok, refusals, warnings)",
     "link_event": "a link-level event (dseq gap, status refreshed, supervision lost, ...) "
     "(data: kind, message, occurred_at, epoch)",

@@ -128,6 +128,20 @@ class EngineActions(EngineRecovery):
             )
             return
         reason = (reason or "").strip()
+        if action not in INTENSITY and action is not Action.ACKNOWLEDGE:
+            # The practitioner's decision, recorded before it is carried out: a zone that
+            # starts again after a lost link or a restart follows its request in the chain.
+            # (Acknowledgements and intensity changes have events of their own, naming who.)
+            self._rec.event(
+                "request",
+                {
+                    "action": action.value,
+                    "reason": reason or None,
+                    "by": self._plan.practitioner or "practitioner",
+                    "phase": self._shown.phase.value,
+                    "step": self._index(),
+                },
+            )
         if action in INTENSITY:
             self._intensity(queued.presses)
         elif action is Action.ACKNOWLEDGE:

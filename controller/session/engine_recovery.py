@@ -332,6 +332,10 @@ class EngineRecovery(EngineSteps):
                 self._link.reconnect_failed = True
 
     def _on_back(self, ev: DeviceEvent) -> None:
+        # A stop asked before the loss or restart (the zone was ramping down to end the
+        # session) still ends it, as after a fault: here, once the unit is seen again.
+        after = self._run.after_idle
+        ending = after if after is not None and after.kind == "end" else None
         status = ev.status or self._read_status()
         with self._lock:
             self._link.reconnect_failed = False
@@ -375,3 +379,5 @@ class EngineRecovery(EngineSteps):
             f"Reconnected: the device is {state}{fault_text}. Nothing was resumed. Acknowledge "
             "the alarms, clear faults if needed, then continue, skip the step or end the session.",
         )
+        if ending is not None:  # the practitioner had asked to end while the zone stopped
+            self._finish(self._end_outcome(), ending.reason)

@@ -153,6 +153,28 @@ def test_estop_goes_first_and_abandons_the_outstanding_request_for_good() -> Non
     assert h.core.health.snapshot(h.core.state).abandoned_requests == 1
 
 
+def test_a_day_of_emergency_stops_leaves_no_growing_bookkeeping() -> None:
+    """Found by the soak (make soak): the link kept one entry per ESTOP it ever wrote (whether
+    its bytes went out), for the life of the link, which is all day in a clinic. What a caller
+    asks ("did my ESTOP, or a later one, go out?") needs only the newest one that did."""
+    h = up()
+    gens = []
+    for _ in range(300):
+        gen = h.core.request_estop()
+        assert gen is not None
+        estop = h.flush()
+        h.receive(estop[0].seq, m.Ack(MsgType.ESTOP))
+        gens.append(gen)
+    assert all(h.core.estop_written(g) for g in gens)
+    assert not h.core.estop_written(gens[-1] + 1)  # not asked for yet: not written
+    grown = {
+        name: len(value)
+        for name, value in vars(h.core._out).items()
+        if isinstance(value, dict | list | set) and len(value) > 50
+    }
+    assert grown == {}, grown
+
+
 def test_a_reply_to_the_abandoned_request_is_still_delivered() -> None:
     h = up()
     ticket = h.submit(m.GetStatus())

@@ -157,3 +157,53 @@ def test_a_failed_manual_reconnect_keeps_reconnecting_in_the_background(
     assert s.events("reconnected")
     s.engine.request(Action.END, "cable fault")
     assert s.watch.finished().outcome is Outcome.INTERRUPTED
+
+
+def test_a_continue_after_a_restart_is_in_the_record_as_the_practitioners_request(
+    engine_env: EngineEnv,
+) -> None:
+    """Found by the soak (make soak): the record could not show that a zone started again
+    after a restart because the practitioner asked. Every request the engine carries out is
+    recorded (who, what, why) before it acts, so the START after ``device_restarted`` follows
+    the practitioner's ``continue`` in the chain."""
+    s = engine_env.session("one-zone.yaml", speed=20)
+    s.watch.delivering(2_000)
+    s.sim.power_cycle()
+    s.watch.phase(Phase.RECOVERY, timeout=15)
+    s.engine.request(Action.CONTINUE)
+    s.watch.phase(Phase.DELIVERING)
+    s.engine.request(Action.END, "restart test done")
+    s.watch.finished()
+    kinds = s.kinds()
+    restarted = kinds.index("device_restarted")
+    events = s.events()
+    start = next(
+        i
+        for i, e in enumerate(events)
+        if i > restarted and e.kind == "command_sent" and e.data["command"] == "START"
+    )
+    requests = [e.data for e in events[restarted:start] if e.kind == "request"]
+    assert [(r["action"], r["by"]) for r in requests] == [("continue", "Dana Practitioner")]
+    end = next(e.data for e in events if e.kind == "request" and e.data["action"] == "end")
+    assert end["reason"] == "restart test done" and end["by"] == "Dana Practitioner"
+
+
+def test_a_stop_asked_before_a_restart_still_ends_the_session(engine_env: EngineEnv) -> None:
+    """Found by the soak (make soak, "a restart during STOPPING"): the practitioner stopped
+    the session, the unit restarted during the ramp-down, and the session forgot the stop: it
+    waited in RECOVERY offering to continue. As after a fault, a stop asked before the trouble
+    still ends the session, here once the unit is seen again (interrupted: it ended after a
+    restart), and nothing is started."""
+    s = engine_env.session("long-ramp.yaml", speed=2)
+    s.watch.delivering(1_000)
+    s.engine.request(Action.STOP, "client asked to stop")
+    s.watch.phase(Phase.STOPPING)
+    t_restart = time.perf_counter()
+    assert s.sim.state is State.STOPPING
+    s.sim.power_cycle()
+    snap = s.watch.finished(timeout=20)
+    assert snap.outcome is Outcome.INTERRUPTED
+    assert "client asked to stop" in snap.outcome_reason
+    assert s.events("device_restarted")
+    assert not s.receipts_after(t_restart, MsgType.CONFIGURE_STEP, MsgType.START)
+    assert s.store.get_session(s.engine.session_id).outcome == "interrupted"

@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "records",
     "sim",
     "monitor",
+    "log",
     "run",
     "config",
     "server",

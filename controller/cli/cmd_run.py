@@ -121,7 +121,16 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"epm run: error: {exc}", file=sys.stderr)
         return 1
+    from controller import servicelog
+
+    servicelog.protect(args.client)  # the client code never reaches the service log
+    opened: list[servicelog.ServiceLog] = []
+
+    def open_service_log(data_dir: Any) -> None:
+        opened.append(servicelog.install(data_dir, process="run"))
+
     options = HeadlessOptions(
+        on_records=open_service_log,
         offline_days=int(config.server_offline_days) if config.server_url else None,
         protocol=args.protocol,
         client=args.client,
@@ -146,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
             "`epm records list` shows how it ended."
         )
         raise
+    finally:
+        for service_log in opened:
+            service_log.close()
 
 
 def _say(message: str) -> None:

@@ -14,8 +14,10 @@ password in it; ``sslmode=verify-full`` unless over a Unix socket or the loopbac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from controller.cli.options import add_data_dir
@@ -68,12 +70,28 @@ def run(args: argparse.Namespace) -> int:
     from controller.server import ServerError
 
     try:
-        if args.once:
-            return _once(args)
-        return _loop(args)
+        with _service_log(args.data_dir):
+            if args.once:
+                return _once(args)
+            return _loop(args)
     except (ConfigError, ServerError, RecordsError) as exc:
         print(f"epm sync: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _service_log(data_dir: str | None) -> Iterator[None]:
+    """The service log of the records folder, for the length of the sync (only when the
+    folder holds records: a sync without them fails, and must not create a folder)."""
+    from controller import servicelog
+    from controller.records.paths import database_path
+
+    folder = servicelog.data_dir_for(data_dir)
+    if not database_path(folder).is_file():
+        yield
+        return
+    with servicelog.installed(folder, process="sync"):
+        yield
 
 
 def _describe(result: Any) -> str:

@@ -36,6 +36,7 @@ from controller.device.errors import (
 from controller.device.events import (
     DeviceEvent,
     DeviceEventKind,
+    EventLog,
     from_link_event,
     from_wire_event,
 )
@@ -58,7 +59,7 @@ from controller.link.errors import (
     UnknownUrlScheme,
 )
 from controller.link.events import LinkEvent, LinkEventKind
-from controller.link.health import LinkHealth
+from controller.link.health import LinkHealth, worth_logging
 from controller.link.identity import Continuity, DeviceIdentity
 from controller.link.link import Link
 from controller.link.states import LinkState
@@ -67,6 +68,8 @@ from controller.wire import messages as wire
 from controller.wire.constants import EventCode, Handpiece, MsgType, State
 
 log = logging.getLogger(__name__)
+#: The service log's entries (docs/service-log.md): connects, reconnect attempts.
+service = logging.getLogger("epm.link")
 
 EventListener = Callable[[DeviceEvent], None]
 TelemetryListener = Callable[[wire.Telemetry], None]
@@ -144,6 +147,8 @@ class DeviceClient:
         self._telemetry_listeners: tuple[TelemetryListener, ...] = ()
         self._listener_lock = threading.Lock()
         self.listener_errors = 0
+        #: The service log's entries for the events (made off the dispatch thread).
+        self._event_log = EventLog(url)
         # A manual reconnect that failed goes on in the background (see the module doc).
         self._connect_lock = threading.Lock()
         self._retry: threading.Thread | None = None
@@ -181,10 +186,28 @@ class DeviceClient:
             if link.was_opened:
                 link.close()
                 link = self._link = self._new_link(link.continuity())
+        service.info(
+            "connecting to %s at %d baud",
+            self.url,
+            self.baud,
+            extra={"event": "connect", "port": self.url, "baud": self.baud},
+        )
         try:
             handshake = link.open()
         except LinkError as exc:
-            if link.identity is not None and _worth_retrying(exc):
+            retrying = link.identity is not None and _worth_retrying(exc)
+            service.warning(
+                "connecting to %s failed: %s",
+                self.url,
+                exc,
+                extra={
+                    "event": "connect_failed",
+                    "port": self.url,
+                    "error": type(exc).__name__,
+                    "retrying": retrying,
+                },
+            )
+            if retrying:
                 self._start_retrying(link)
             raise
         return self._adopt(handshake.hello, handshake.status)
@@ -220,6 +243,7 @@ class DeviceClient:
         """Try the port again with the link's backoff until the unit answers, another unit
         does, the client is closed or connected again, or ``reconnect_timeout`` passes."""
         delay, longest = self._backoff
+        attempts = 0
         while not stop.wait(delay):
             limit = self._reconnect_timeout
             if limit is not None and time.monotonic() - started >= limit:
@@ -231,6 +255,7 @@ class DeviceClient:
                 continuity = self._link.continuity()
                 self._link.close()
                 link = self._link = self._new_link(continuity, retry=True)
+            attempts += 1
             try:
                 handshake = link.open()
             except LinkError as exc:
@@ -240,6 +265,19 @@ class DeviceClient:
                     if not isinstance(exc, OtherUnit):
                         self._gave_up(texts.gave_up_refused(self.url, exc))
                     return
+                if worth_logging(attempts):
+                    service.warning(
+                        "reconnect attempt %d to %s failed: %s",
+                        attempts,
+                        self.url,
+                        exc,
+                        extra={
+                            "event": "reconnect_attempt",
+                            "port": self.url,
+                            "attempt": attempts,
+                            "error": type(exc).__name__,
+                        },
+                    )
                 delay = min(delay * 2, longest)
                 continue
             self._adopt(handshake.hello, handshake.status)
@@ -267,6 +305,7 @@ class DeviceClient:
         if thread is not None and thread is not threading.current_thread():
             thread.join(self._handshake_timeout + 2.0)
         self._link.close()
+        self._event_log.close()  # what is waiting is written now
 
     def __enter__(self) -> DeviceClient:
         return self
@@ -553,6 +592,9 @@ class DeviceClient:
                 callback(event)
             except Exception:
                 self._listener_failed()
+        # The service log's entry, after the listeners (the supervisor acts first). Every
+        # device and link event passes here; the entry is made later, on another thread.
+        self._event_log.put(event)
 
     def _listener_failed(self) -> None:
         self.listener_errors += 1

@@ -3,6 +3,8 @@ retransmission, ESTOP that jumps every queue, heartbeat, dseq-gap and restart de
 reconnect, and link health. See ``docs/wire-protocol.md`` for the behaviour in full.
 """
 
+import logging
+
 from controller.link.core import EXPECTED_MODEL, HEARTBEAT_IDLE_S, SUPERVISION_WINDOW_S
 from controller.link.errors import (
     HandshakeError,
@@ -77,3 +79,9 @@ __all__ = [
     "t_reply",
     "wire_time",
 ]
+
+# The service log's loggers (``epm.<area>``, from this layer up) write nowhere until a program
+# installs the log (controller.servicelog, docs/service-log.md). Without a handler of their own,
+# logging's last resort would print their warnings on standard error: over a benchmark's output,
+# over a caller's terminal, and from the link's own threads.
+logging.getLogger("epm").addHandler(logging.NullHandler())

@@ -366,7 +366,8 @@ class ConnectionCore:
         self._restart_reported = verdict.new_boot_id
         failed = self._fail_all(texts.RESTARTED)
         self._move(Trigger.RESTARTED)
-        log.warning("device on %s restarted: %s", self.url, verdict.restart)
+        # DEBUG: the device_restarted event is the service log's entry for it.
+        log.debug("device on %s restarted: %s", self.url, verdict.restart)
         self._emit(
             LinkEventKind.DEVICE_RESTARTED,
             texts.restarted(verdict.restart or ""),

@@ -7,6 +7,7 @@ waits for the port; the percentile work happens on a copy, outside the lock.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -18,6 +19,29 @@ from controller.wire.codec import DropCounters
 
 #: RTT percentiles are computed over this many recent requests.
 RTT_WINDOW = 200
+#: Retransmissions closer together than this belong to one burst (one service-log entry).
+BURST_QUIET_S = 2.0
+#: A burst that goes on is written at least this often.
+BURST_MAX_S = 30.0
+#: The health watch looks at the counters at most this often.
+WATCH_POLL_S = 0.1
+#: Frame-error counters are written when they change, at most this often.
+ERRORS_EVERY_S = 10.0
+#: The counters :meth:`HealthRecorder.error_counts` returns, in the order they are written.
+ERROR_COUNTERS = (
+    "crc_errors",
+    "cobs_errors",
+    "short_frames",
+    "overlong_runs",
+    "malformed_frames",
+    "unknown_type_frames",
+    "telemetry_lost",
+    "dseq_gaps",
+    "device_rx_crc_errors",
+    "device_rx_frame_errors",
+)
+
+log = logging.getLogger("epm.link")
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,28 @@ class HealthRecorder:
         with self._lock:
             self._last_frame = at
 
+    def error_counts(self) -> dict[str, int]:
+        """The frame-error counters (:data:`ERROR_COUNTERS`), cheaply: no RTT percentiles.
+        The device's own counters are absent until a STATUS reported them."""
+        with self._lock:
+            counts = {
+                "malformed_frames": self._counts["malformed_frames"],
+                "unknown_type_frames": self._counts["unknown_type_frames"],
+                "telemetry_lost": self._counts["telemetry_lost"],
+                "dseq_gaps": self._counts["dseq_gaps"],
+            }
+            dev_crc, dev_frame = self._device_crc, self._device_frame
+            dec = self._decoder
+            counts.update(
+                crc_errors=dec.crc,
+                cobs_errors=dec.cobs,
+                short_frames=dec.too_short,
+                overlong_runs=dec.overlong,
+            )
+        if dev_crc is not None and dev_frame is not None:
+            counts.update(device_rx_crc_errors=dev_crc, device_rx_frame_errors=dev_frame)
+        return {name: counts[name] for name in ERROR_COUNTERS if name in counts}
+
     def device_counters(self, rx_crc_errors: int, rx_frame_errors: int) -> None:
         with self._lock:
             self._device_crc = rx_crc_errors
@@ -183,4 +229,119 @@ class HealthRecorder:
             device_rx_frame_errors=dev_frame,
             epoch=epoch,
             **counts,
+        )
+
+
+def worth_logging(attempt: int) -> bool:
+    """Whether the ``attempt``-th failed reconnect attempt gets its own service-log entry:
+    the first three, then the 4th, 8th, 16th... and every 100th (a long outage stays a few
+    lines)."""
+    return attempt <= 3 or attempt & (attempt - 1) == 0 or attempt % 100 == 0
+
+
+class HealthWatch:
+    """Turns the link's counters into service-log entries (logger ``epm.link``), so a flaky
+    line tells its story without one entry per frame:
+
+    * retransmissions in **bursts**: one entry per burst (retransmissions closer together than
+      :data:`BURST_QUIET_S`), with its count, its span and the total so far; a burst that
+      goes on is written every :data:`BURST_MAX_S`;
+    * **frame errors** (CRC, COBS, short, overlong, malformed, unknown type, telemetry lost,
+      and the device's own receive counters): an entry when they changed, at most every
+      :data:`ERRORS_EVERY_S`, with the totals and what is new.
+
+    :meth:`poll` is called by the link's ticker with the time (it reads a few counters under
+    the recorder's short lock and never does I/O itself: the service log's handler only queues
+    the entry); :meth:`finish` writes what is still open when the link closes.
+    """
+
+    def __init__(
+        self,
+        health: HealthRecorder,
+        url: str,
+        *,
+        quiet_s: float | None = None,
+        burst_max_s: float | None = None,
+        errors_every_s: float | None = None,
+    ) -> None:
+        self._health = health
+        self._url = url
+        # The module's constants, read now (not at import): tests may shorten them.
+        self._quiet_s = BURST_QUIET_S if quiet_s is None else quiet_s
+        self._burst_max_s = BURST_MAX_S if burst_max_s is None else burst_max_s
+        self._errors_every_s = ERRORS_EVERY_S if errors_every_s is None else errors_every_s
+        self._retx_seen = 0
+        self._burst_from = 0
+        self._burst_start: float | None = None
+        self._burst_last = 0.0
+        self._errors_logged: dict[str, int] = {}
+        self._errors_at = -math.inf
+        self._lock = threading.Lock()  # the ticker polls; whoever closes the link finishes
+        self._polled = -math.inf
+
+    def poll(self, now: float) -> None:
+        if now - self._polled < WATCH_POLL_S:
+            return  # the ticker may pass many times a tenth of a second
+        with self._lock:
+            self._polled = now
+            self._poll(now)
+
+    def finish(self, now: float) -> None:
+        """The link closes: write an open burst and frame errors not written yet."""
+        with self._lock:
+            self._poll(now)
+            if self._burst_start is not None:
+                self._log_burst(ongoing=False)
+            self._log_errors(now)
+
+    def _poll(self, now: float) -> None:
+        retx = self._health.count("retransmissions")
+        if retx > self._retx_seen:
+            if self._burst_start is None:
+                self._burst_start, self._burst_from = now, self._retx_seen
+            self._burst_last = now
+            self._retx_seen = retx
+        start = self._burst_start
+        if start is not None and (
+            now - self._burst_last >= self._quiet_s or now - start >= self._burst_max_s
+        ):
+            self._log_burst(ongoing=now - self._burst_last < self._quiet_s)
+        if now - self._errors_at >= self._errors_every_s:
+            self._log_errors(now)
+
+    def _log_burst(self, *, ongoing: bool) -> None:
+        start = self._burst_start
+        assert start is not None
+        count = self._retx_seen - self._burst_from
+        span = max(0.0, self._burst_last - start)
+        log.warning(
+            "%d retransmission%s in %.1f s%s",
+            count,
+            "" if count == 1 else "s",
+            span,
+            " (still going on)" if ongoing else "",
+            extra={
+                "event": "retransmit_burst",
+                "port": self._url,
+                "count": count,
+                "span_s": round(span, 3),
+                "total": self._retx_seen,
+                "ongoing": ongoing,
+            },
+        )
+        self._burst_start = None if not ongoing else self._burst_last
+        self._burst_from = self._retx_seen
+
+    def _log_errors(self, now: float) -> None:
+        counts = self._health.error_counts()
+        before = self._errors_logged
+        new = {k: v - before.get(k, 0) for k, v in counts.items() if v != before.get(k, 0)}
+        if not new:
+            return
+        self._errors_logged, self._errors_at = counts, now
+        shown = ", ".join(f"{k.replace('_', ' ')} +{v}" for k, v in new.items() if v > 0)
+        log.warning(
+            "frame errors: %s",
+            shown or "device counters reset",
+            extra={"event": "frame_errors", "port": self._url, "new": new, "totals": counts},
         )

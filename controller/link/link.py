@@ -38,7 +38,7 @@ from controller.link.core import (
 from controller.link.dispatch import Dispatcher
 from controller.link.errors import LinkClosed, LinkError, OtherUnit
 from controller.link.events import LinkListener, NullListener
-from controller.link.health import LinkHealth
+from controller.link.health import HealthWatch, LinkHealth, worth_logging
 from controller.link.identity import Continuity, DeviceIdentity
 from controller.link.port import READ_TIMEOUT_S, WRITE_TIMEOUT_S, open_port
 from controller.link.states import LinkState
@@ -47,6 +47,8 @@ from controller.wire.constants import ACTIVE_STATES, MsgType, State
 from controller.wire.messages import HELLO_MAX_HOST_ID, HelloReply, Message, Status
 
 log = logging.getLogger(__name__)
+#: The service log's entries (docs/service-log.md): reconnect attempts, bursts, frame errors.
+service = logging.getLogger("epm.link")
 
 #: Longest the ticker sleeps when nothing is due (a safety net; kicks wake it sooner).
 TICK_S = 0.1
@@ -140,6 +142,9 @@ class Link:
         self._port: serial.SerialBase | None = None
         self._waiters: dict[int, _Waiter] = {}
         self._dispatcher = Dispatcher(self._listener, self._core.health)
+        self._watch = HealthWatch(self._core.health, url)
+        self._watch_failed = False
+        self._reopen_failures = 0
         self._opened = False
         self._closing = False
         self._threads: list[threading.Thread] = []
@@ -216,6 +221,7 @@ class Link:
             port, self._port = self._port, None
         if port is not None:
             self._close_port(port)
+        self._watch_safely(finish=True)
 
     def __enter__(self) -> Link:
         return self
@@ -470,7 +476,8 @@ class Link:
                 self._core.port_failed(time.monotonic(), reason)
                 self._drop_port(port)
                 self._after()
-        log.warning("port %s failed: %s", self.url, reason)
+        # DEBUG: the link_down event that follows is the service log's entry for it.
+        log.debug("port %s failed: %s", self.url, reason)
 
     def _reopen(self) -> bool:
         """Wait for the core's next reopen time, then try once. False: stop reading."""
@@ -490,9 +497,23 @@ class Link:
                 read_timeout=self._read_timeout,
                 write_timeout=self._write_timeout,
             )
-        except LinkError:
+        except LinkError as exc:
             with self._lock:
                 self._core.reopen_failed(time.monotonic())
+            self._reopen_failures += 1
+            if worth_logging(self._reopen_failures):
+                service.warning(
+                    "reopening %s failed (attempt %d): %s",
+                    self.url,
+                    self._reopen_failures,
+                    exc,
+                    extra={
+                        "event": "reconnect_attempt",
+                        "port": self.url,
+                        "attempt": self._reopen_failures,
+                        "reason": str(exc),
+                    },
+                )
             return True
         with self._lock:
             stale = self._closing or self._core.state is not LinkState.RECONNECTING
@@ -502,6 +523,14 @@ class Link:
                 self._after()
         if stale:
             self._close_port(port)
+        else:
+            attempts, self._reopen_failures = self._reopen_failures + 1, 0
+            service.info(
+                "port %s reopened (attempt %d); handshaking",
+                self.url,
+                attempts,
+                extra={"event": "port_reopened", "port": self.url, "attempt": attempts},
+            )
         return True
 
     def _close_port(self, port: serial.SerialBase) -> None:
@@ -539,6 +568,21 @@ class Link:
                 log.exception("link ticker failed")
                 self._failed(self._port, f"internal error in the link's ticker: {exc!r}")
                 self._stop.wait(0.05)
+            self._watch_safely()
+
+    def _watch_safely(self, *, finish: bool = False) -> None:
+        """Let the health watch write its entries (bursts, frame errors); a fault in it is
+        logged once and stops the watch, never the link."""
+        if self._watch_failed:
+            return
+        try:
+            if finish:
+                self._watch.finish(time.monotonic())
+            else:
+                self._watch.poll(time.monotonic())
+        except Exception:
+            self._watch_failed = True
+            log.exception("the link's health watch failed; it stops, the link goes on")
 
 
 def _cancel_read(port: serial.SerialBase) -> None:

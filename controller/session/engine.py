@@ -48,6 +48,7 @@ from controller.session.engine_actions import EngineActions
 from controller.session.engine_core import (
     HEALTH_S,
     LOOP_S,
+    log_estop,
 )
 from controller.session.engine_record import RecordWriteError
 from controller.session.model import (
@@ -226,6 +227,7 @@ class SessionEngine(EngineActions):
         }
 
         def record() -> None:
+            log_estop(data, sid)  # here, not on the caller's thread
             try:
                 self._store.append_event(sid, "estop", data)
             except Exception:

@@ -64,6 +64,8 @@ from controller.wire.constants import OUTCOME_UNCERTAIN
 from protocols import Protocol
 
 log = logging.getLogger(__name__)
+#: The service log's entries (docs/service-log.md): every ESTOP with its source and phase.
+service = logging.getLogger("epm.session")
 
 #: The engine loop wakes at least this often (the supervisor needs a tick every ≤ 100 ms).
 LOOP_S = 0.05
@@ -115,6 +117,31 @@ def status_data(status: Status | None) -> dict[str, Any] | None:
         "handpiece": status.handpiece.name,
         "amplitude_dv": status.amplitude_dv,
     }
+
+
+def log_estop(data: dict[str, Any], session_id: int | None) -> None:
+    """The service log's entry for an ESTOP that was sent (source, reason, bytes written,
+    phase); written after the bytes went out, never on the caller's thread of an ESTOP."""
+    written = bool(data.get("bytes_written"))
+    reason = data.get("reason")
+    if data.get("source") == "end":  # it quotes the END reason, which a practitioner typed
+        reason = "ending the session: the device was not seen inactive"
+    service.log(
+        logging.WARNING if written else logging.ERROR,
+        "ESTOP %s by %s in %s: %s",
+        "sent" if written else "NOT SENT (no port)",
+        data.get("source"),
+        data.get("phase"),
+        reason,
+        extra={
+            "event": "estop",
+            "session": session_id,
+            "source": data.get("source"),
+            "bytes_written": written,
+            "phase": data.get("phase"),
+            "reason": reason,
+        },
+    )
 
 
 class EngineCore:
@@ -195,7 +222,11 @@ class EngineCore:
                 recorded = True
             except Exception:  # ESTOP must never raise; the engine thread retries the record
                 log.exception("ESTOP sent but not recorded yet")
-        self._in.supervisor_out.append(EstopNote(data, recorded))
+        if record_here:  # this thread may write (the engine's, or one rescuing a stuck engine)
+            log_estop(data, sid)
+        # Any other caller's thread (F12, a signal, the link's dispatch thread) leaves the
+        # service log to the engine thread too: nothing but the bytes on that thread.
+        self._in.supervisor_out.append(EstopNote(data, recorded, logged=record_here))
         self._wake.set()
         return written
 
@@ -274,6 +305,8 @@ class EngineCore:
             if isinstance(item, EstopNote):
                 if not item.recorded:
                     self._rec.event("estop", item.data)
+                if not item.logged:  # after the record: the record comes first
+                    log_estop(item.data, self._rec.session_id)
                 with self._lock:
                     self._shown.notices.append(
                         f"Emergency stop sent ({item.data['source']}: {item.data['reason']})."

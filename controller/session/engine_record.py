@@ -22,6 +22,15 @@ from controller.records import RecordsError, RecordStore
 from controller.session.alarms import AlarmChange, ChangeKind
 
 log = logging.getLogger(__name__)
+#: The service log's entries (docs/service-log.md): session start and end, alarms. Never the
+#: client, nor text a person typed: the fields are chosen one by one below, never passed
+#: through from the record.
+service = logging.getLogger("epm.session")
+#: Level of a session's end entry by outcome (anything else: WARNING).
+END_LEVELS = {"completed": logging.INFO, "faulted": logging.ERROR, "refused": logging.INFO}
+#: Level of an alarm change: a raised alarm by its priority; the rest INFO (an update, which
+#: may repeat while a measured value moves, DEBUG: not written).
+ALARM_RAISED_LEVELS = {"high": logging.ERROR, "medium": logging.WARNING, "low": logging.INFO}
 
 #: Event kind for each alarm change (``alarm_raised``/``_cleared``/``_acknowledged`` are the
 #: kinds docs/records.md lists; ``_updated`` and ``_resolved`` keep every change in the log).
@@ -101,10 +110,50 @@ class Recorder:
         if by is not None:
             data["by"] = by
         self.event(ALARM_EVENT_KIND[change.kind], data)
+        if change.kind is ChangeKind.RAISED:
+            level = ALARM_RAISED_LEVELS.get(alarm.priority.value, logging.WARNING)
+        else:
+            level = logging.DEBUG if change.kind is ChangeKind.UPDATED else logging.INFO
+        service.log(
+            level,
+            "alarm %s: %s (%s)",
+            change.kind.value,
+            alarm.code.value,
+            alarm.priority.value,
+            extra={
+                "event": "alarm",
+                "session": self.session_id,
+                "change": change.kind.value,
+                "code": alarm.code.value,
+                "priority": alarm.priority.value,
+                "occurrence": alarm.occurrence,
+                "reason": change.reason,
+            },
+        )
 
     def begin(self, **values: Any) -> int:
         sid = int(self._guard("session start", self.store.begin_session, **values))
         self.session_id = sid
+        serial = str(values.get("device_serial", ""))
+        service.info(
+            "session %d started: protocol %s v%s on %s",
+            sid,
+            values.get("protocol_id"),
+            values.get("protocol_version"),
+            serial,
+            extra={
+                "event": "session_start",
+                "session": sid,
+                "protocol": values.get("protocol_id"),
+                "protocol_version": values.get("protocol_version"),
+                "protocol_sha256": values.get("protocol_sha256"),
+                "serial": serial,
+                "firmware": values.get("device_firmware"),
+                "boot_id": values.get("device_boot_id"),
+                "port": values.get("device_port"),
+                "zones": list(values.get("planned_zones") or ()),
+            },
+        )
         return sid
 
     def step_start(
@@ -197,6 +246,21 @@ class Recorder:
             json_safe(summary),
         )
         self.ended = True
+        # The reason is not written: it may be text a practitioner typed (END's reason).
+        service.log(
+            END_LEVELS.get(outcome, logging.WARNING),
+            "session %d ended: %s",
+            self.session_id,
+            outcome,
+            extra={
+                "event": "session_end",
+                "session": self.session_id,
+                "outcome": outcome,
+                "planned_ms": summary.get("planned_ms"),
+                "delivered_ms": summary.get("delivered_ms"),
+                "estops": json_safe(summary.get("estops")),
+            },
+        )
 
     def notes(self, notes: str) -> None:
         if self.session_id is None:

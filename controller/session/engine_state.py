@@ -47,6 +47,8 @@ class EstopNote:
 
     data: dict[str, Any]
     recorded: bool
+    logged: bool = False
+    """Already in the service log (written by the thread that sent it, not a caller's)."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -97,6 +97,9 @@ class HeadlessOptions:
     #: With a clinic server configured: its ``server.offline_days`` (see
     #: ``RecordStore.offline_days``); ``None``: no server.
     offline_days: int | None = None
+    #: Called with the data folder once the records are open (not for a run refused before):
+    #: the CLI installs the service log there (this layer may not import it).
+    on_records: Callable[[Path], object] | None = None
 
 
 class JsonLines:
@@ -170,6 +173,8 @@ def run_headless(options: HeadlessOptions, out: TextIO) -> int:
         store = RecordStore.open(options.data_dir, exclusive=True)
     except RecordsError as exc:
         return _refused(emit, f"records: {exc}")
+    if options.on_records is not None:
+        options.on_records(store.data_dir)
     store.offline_days = options.offline_days
     try:
         recovered = store.recover_interrupted()  # first thing once the records are open

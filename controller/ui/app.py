@@ -62,6 +62,7 @@ from controller.ui.theme import DEFAULT_THEME, THEMES
 if TYPE_CHECKING:
     from controller.config import Config
     from controller.server.worker import SyncWorker
+    from controller.servicelog import ServiceLog
     from controller.ui.practitioner.run import RunScreen
 
 #: Builds the session engine for a plan: ``SessionEngine(device, store, plan)`` by default.
@@ -242,9 +243,12 @@ class EpmApp(App[int]):
         poll_interval_s: float = 1.0,
         owns_resources: bool = False,
         sync_worker: SyncWorker | None = None,
+        service_log: ServiceLog | None = None,
     ) -> None:
         super().__init__()
         self.store = store
+        #: The service log this app installed (closed last, with the other resources).
+        self.service_log = service_log
         #: The background sync with the clinic server (None: no server configured). Started
         #: on mount, stopped before the records close.
         self.sync_worker = sync_worker
@@ -497,6 +501,9 @@ class EpmApp(App[int]):
         in a daemon thread. Returns the engine at once (emergency stop works from now on)."""
         if self.device is None:
             raise RuntimeError("no device: connect one before starting a session")
+        from controller import servicelog
+
+        servicelog.protect(plan.client_code, plan.client_name)  # never in the service log
         engine = self.engine_factory(self.device, self.store, plan)
         self.attach_engine(engine, plan)
         start = cast(Callable[[], object], getattr(engine, "start"))  # noqa: B009
@@ -736,9 +743,23 @@ class EpmApp(App[int]):
             self.sync_worker.stop()
         if self._owns_resources:
             self.store.close()
+        if self.service_log is not None:
+            self.service_log.close()  # last: what closing did is in it
 
     def on_unmount(self) -> None:
         self.close_resources()
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An exception no handler caught ends the app (Textual prints it on exit): it goes
+        to the service log first, with its traceback."""
+        log.error(
+            "the terminal UI failed: %s: %s",
+            type(error).__name__,
+            error,
+            exc_info=error,
+            extra={"event": "ui_exception"},
+        )
+        super()._handle_exception(error)
 
 
 #: How long closing waits for the engine to end a session before it sends ESTOP itself.
@@ -806,6 +827,7 @@ def create_app(
     import getpass
 
     import simulator
+    from controller import servicelog
     from controller.config import effective, load_config
     from protocols import bundled_library_path
 
@@ -822,8 +844,15 @@ def create_app(
         kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
         store = RecordStore.open(data_dir, exclusive=True, **kwargs)
     store.offline_days = int(config.server_offline_days) if config.server_url else None
+    service_log = servicelog.install(store.data_dir, process="ui")
     try:
         recovered = store.recover_interrupted()
+        if recovered:
+            logging.getLogger("epm.ui").warning(
+                "%d session(s) left open by an earlier run recorded as interrupted",
+                len(recovered),
+                extra={"event": "sessions_recovered", "sessions": list(recovered)},
+            )
         simulator.register_url_handler()
         url = settings.port or builtin_simulator_url(sim_speed)
         device = DeviceClient(url, settings.baud, host_id="epm-ui", reconnect_timeout=None)
@@ -833,6 +862,7 @@ def create_app(
     except BaseException:
         if owns:
             store.close()
+        service_log.close()
         raise
     name = settings.practitioner
     if not name:
@@ -857,4 +887,5 @@ def create_app(
         animate_alarms=animate_alarms,
         connect_on_start=connect_on_start,
         owns_resources=owns,
+        service_log=service_log,
     )

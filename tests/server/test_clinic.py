@@ -352,7 +352,8 @@ def test_epm_sync_runs_rounds_until_stopped(
         if len(sleeps) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("time.sleep", sleep)
+    # Only the command's own pauses (the service log's thread sleeps too).
+    monkeypatch.setattr("controller.cli.cmd_sync.time", SimpleNamespace(sleep=sleep))
     code, out, err = epm("sync", "--every", "5", pg_url, "--data-dir", str(room))
     assert code == 0, err
     assert f"sent {sessions_events + 1} events" in out  # and its client, received back

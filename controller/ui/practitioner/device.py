@@ -7,6 +7,11 @@ link counters tell a cable problem from a device problem. When another unit answ
 reconnect (another serial: an adapter re-plugged, another box at the address), the screen
 shows both serials and uses the new unit only when the operator confirms it, and never while a
 session is open.
+
+The last entries of the service log (docs/service-log.md) show under the counters, refreshed
+every second, so the story of a fault (the link lost, a restart, an alarm, an emergency stop) is
+on the screen where the technician looks. In a short terminal (24 rows) they take the place of
+the unit's identity and capabilities; ``l`` switches between the two.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from typing import TYPE_CHECKING, ClassVar, cast
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Header, Label, Static
 
+from controller import servicelog
 from controller.device import Capabilities, DeviceInfo, Status
 from controller.device.views import HealthView as LinkHealth
 from controller.ui.shared import formatting as fmt
@@ -156,21 +162,47 @@ def health_text(health: LinkHealth | None) -> Text:
     return text
 
 
+#: Service-log entries the device screen shows (the newest last).
+LOG_ENTRIES = 8
+#: Below this many rows the service log takes the place of the identity and capabilities.
+TALL_ROWS = 36
+
+
+def service_log_text(entries: list[servicelog.Entry], width: int) -> Text:
+    """The last service-log entries, one line each (time, level, area, message), cut to
+    ``width``; warnings bold, errors reversed."""
+    if not entries:
+        return Text("No entries yet (`epm log` reads the whole log).", style="dim")
+    text = Text()
+    for n, entry in enumerate(entries):
+        style = ""
+        if entry.levelno >= servicelog.LEVELS["error"]:
+            style = "bold reverse"
+        elif entry.levelno >= servicelog.LEVELS["warning"]:
+            style = "bold"
+        text.append(("\n" if n else "") + servicelog.short_line(entry, width), style=style)
+    return text
+
+
 class DeviceScreen(Screen[None]):
-    """Info, capabilities, status (read on entry and with u) and link health (live)."""
+    """Info, capabilities, status (read on entry and with u), link health (live) and the last
+    service-log entries (live)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("u", "read_status", "Read status"),
         Binding("c", "reconnect", "Reconnect"),
         Binding("f", "clear_faults", "Clear faults"),
         Binding("o", "adopt_other_unit", "Use the other unit"),
+        Binding("l", "toggle_log", "Log/unit"),
         Binding("escape", "back", "Back"),
     ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]  # noqa: RUF012 - Textual reads it
 
     def __init__(self) -> None:
         super().__init__()
         self.status_error = ""
         self._offered_other = False
+        self._log: servicelog.Tail | None = None
 
     @property
     def epm(self) -> EpmApp:
@@ -189,13 +221,16 @@ class DeviceScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="device-body"):
-            with Horizontal(classes="device-row"):
+            with Horizontal(classes="device-row", id="dev-unit-row"):
                 with VerticalScroll(classes="device-box"):
                     yield Label("Device", classes="section-title")
                     yield Static("", id="dev-info")
                 with VerticalScroll(classes="device-box"):
                     yield Label("Capabilities", classes="section-title")
                     yield Static("", id="dev-caps")
+            with Vertical(id="dev-log-box"):
+                yield Label("Service log (newest last; epm log shows all)", classes="section-title")
+                yield Static("", id="dev-log")
             with Horizontal(classes="device-row"):
                 with VerticalScroll(classes="device-box"):
                     yield Label("Status (from the device)", classes="section-title")
@@ -249,6 +284,22 @@ class DeviceScreen(Screen[None]):
         device = app.device
         health = device.health() if device is not None and app.connection == "up" else None
         self.query_one("#dev-health", Static).update(health_text(health))
+        self.refresh_log()
+
+    def refresh_log(self) -> None:
+        """Show the service log's last entries (read again only when its file changed)."""
+        if self._log is None:
+            data_dir = getattr(self.epm.store, "data_dir", None)
+            if data_dir is None:
+                return
+            self._log = servicelog.Tail(servicelog.log_path(data_dir), LOG_ENTRIES)
+        try:
+            entries = self._log.entries()
+        except OSError:  # unreadable just now (rotating): the next refresh reads it
+            return
+        box = self.query_one("#dev-log", Static)
+        width = max(20, (box.content_size.width or self.size.width - 4))
+        box.update(service_log_text(entries, width))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.epm
@@ -263,6 +314,8 @@ class DeviceScreen(Screen[None]):
             if self._other_unit() is None:
                 return False  # shown only when another unit is waiting
             return True if not app.session_open else None
+        if action == "toggle_log":
+            return self.has_class("-short")  # a tall terminal shows both
         return True
 
     def disabled_reason(self, action: str) -> str:
@@ -329,6 +382,10 @@ class DeviceScreen(Screen[None]):
             self.action_read_status()
         self.refresh_view()
         self.refresh_bindings()
+
+    def action_toggle_log(self) -> None:
+        """Short terminal: the service log or the unit's identity and capabilities."""
+        self.toggle_class("-unit")
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -47,6 +47,7 @@ frame); the timing targets are reported, not failed.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -260,7 +261,7 @@ def _check(registers: list[int], want: list[int], what: str, failures: list[str]
         failures.append(f"{what}: read {registers}, the server holds {want}")
 
 
-class Stack:
+class Stack(abc.ABC):
     """One request/reply stack behind a relay of its own: ``block(n)`` times n round trips."""
 
     name = ""
@@ -271,8 +272,9 @@ class Stack:
         self.baud, self.relay, self.failures = baud, relay, failures
         self.errors = 0
 
+    @abc.abstractmethod
     def block(self, n: int) -> list[float]:
-        raise NotImplementedError
+        """``n`` round trips in a row, each one's seconds (every stack has its own)."""
 
     def wire_s(self) -> float:
         return wire_time(self.wire_bytes, self.baud)

@@ -16,7 +16,7 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -310,7 +310,6 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 
 
 def _list(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
-    from controller.records.models import local
 
     sessions = store.list_sessions(client=args.client, since=args.since, until=args.until)
     if args.format == "json":
@@ -319,11 +318,26 @@ def _list(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
     if not sessions:
         out.write(f"no sessions recorded in {store.data_dir} for this selection\n")
         return EXIT_OK
-    rows = [["ID", "SIM", "STARTED", "CLIENT", "PROTOCOL", "OUTCOME", "PRACTITIONER", "DEVICE"]]
-    for s in sessions:
+    _session_table(["ID"], [[str(s.id)] for s in sessions], sessions, out)
+    out.write(f"{len(sessions)} session(s){_simulated_note(sessions)}\n")
+    return EXIT_OK
+
+
+_SESSION_COLUMNS = ["SIM", "STARTED", "CLIENT", "PROTOCOL", "OUTCOME", "PRACTITIONER", "DEVICE"]
+
+
+def _session_table(
+    first: list[str], leading: list[list[str]], sessions: Sequence[Any], out: TextIO
+) -> None:
+    """The sessions list, local or across stations: ``first`` columns (their cells in
+    ``leading``, one list per session) before the columns every list has."""
+    from controller.records.models import local
+
+    rows = [first + _SESSION_COLUMNS]
+    for lead, s in zip(leading, sessions, strict=True):
         rows.append(
             [
-                str(s.id),
+                *lead,
                 "SIM" if s.simulated else "",
                 local(s.started_at),
                 s.client_code,
@@ -334,12 +348,13 @@ def _list(store: RecordStore, args: argparse.Namespace, out: TextIO) -> int:
             ]
         )
     _table(rows, out)
+
+
+def _simulated_note(sessions: Sequence[Any]) -> str:
     simulated = sum(1 for s in sessions if s.simulated)
-    summary = f"{len(sessions)} session(s)"
-    if simulated:
-        summary += f"; {simulated} marked SIM ran on the simulator and are not real treatments"
-    out.write(summary + "\n")
-    return EXIT_OK
+    if not simulated:
+        return ""
+    return f"; {simulated} marked SIM ran on the simulator and are not real treatments"
 
 
 # -- show ------------------------------------------------------------------------------------------
@@ -778,7 +793,6 @@ def _run_server(args: argparse.Namespace) -> int:
 
 
 def _server_list(conn: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from controller.records.models import local
     from controller.server.records_view import list_sessions
 
     sessions = list_sessions(conn, client=args.client, since=args.since, until=args.until)
@@ -788,40 +802,11 @@ def _server_list(conn: Any, args: argparse.Namespace, out: TextIO) -> int:
     if not sessions:
         out.write("no sessions on the clinic server for this selection\n")
         return EXIT_OK
-    rows = [
-        [
-            "STATION",
-            "ID",
-            "SIM",
-            "STARTED",
-            "CLIENT",
-            "PROTOCOL",
-            "OUTCOME",
-            "PRACTITIONER",
-            "DEVICE",
-        ]
-    ]
-    for s in sessions:
-        rows.append(
-            [
-                s.station_label,
-                str(s.session_id),
-                "SIM" if s.simulated else "",
-                local(s.started_at),
-                s.client_code,
-                f"{s.protocol_id} v{s.protocol_version}",
-                s.outcome,
-                s.practitioner,
-                s.device_serial,
-            ]
-        )
-    _table(rows, out)
-    simulated = sum(1 for s in sessions if s.simulated)
+    _session_table(
+        ["STATION", "ID"], [[s.station_label, str(s.session_id)] for s in sessions], sessions, out
+    )
     rooms = len({s.station_id for s in sessions})
-    summary = f"{len(sessions)} session(s) from {rooms} station(s)"
-    if simulated:
-        summary += f"; {simulated} marked SIM ran on the simulator and are not real treatments"
-    out.write(summary + "\n")
+    out.write(f"{len(sessions)} session(s) from {rooms} station(s){_simulated_note(sessions)}\n")
     out.write("show one with `epm records show --server STATION:ID`, e.g. " + sessions[0].address)
     out.write("\n")
     return EXIT_OK
